@@ -1,0 +1,87 @@
+//! The packet buffer the dataplane works on, so the same code runs on DPDK mbufs in production
+//! and on plain vectors in tests and captures.
+
+/// A single-segment packet with headroom for encapsulation.
+pub trait PacketBuf {
+    fn data(&self) -> &[u8];
+    fn data_mut(&mut self) -> &mut [u8];
+    /// Grow at the front by `n` bytes; `false` (nothing changed) without enough headroom.
+    fn prepend(&mut self, n: usize) -> bool;
+    /// Set the length, growing or shrinking at the end; `false` (nothing changed) if impossible.
+    fn set_len(&mut self, n: usize) -> bool;
+}
+
+/// Where the pipeline gets extra packets (outer fragments) and sends them.
+pub trait PacketSink<B> {
+    /// A fresh empty buffer from the pool; `None` when the pool is dry.
+    fn alloc(&mut self) -> Option<B>;
+    /// Transmit an extra packet on `port`.
+    fn emit(&mut self, port: u16, pkt: B);
+}
+
+/// Headroom of a `VecPacket`, the same as DPDK's default mbuf headroom.
+pub const VEC_HEADROOM: usize = 128;
+/// Data room of a `VecPacket`, as a default DPDK mbuf.
+pub const VEC_DATA_ROOM: usize = 2048;
+
+/// A heap-backed packet for tests, captures and fuzzing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VecPacket {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl VecPacket {
+    pub fn new() -> Self {
+        VecPacket { storage: vec![0; VEC_HEADROOM + VEC_DATA_ROOM], start: VEC_HEADROOM, len: 0 }
+    }
+
+    /// A packet holding `bytes` (truncated to the data room).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let mut p = Self::new();
+        let n = bytes.len().min(VEC_DATA_ROOM);
+        p.storage[VEC_HEADROOM..VEC_HEADROOM + n].copy_from_slice(&bytes[..n]);
+        p.len = n;
+        p
+    }
+}
+
+impl Default for VecPacket {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for VecPacket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VecPacket({} bytes)", self.len)
+    }
+}
+
+impl PacketBuf for VecPacket {
+    fn data(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + self.len]
+    }
+
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.start {
+            return false;
+        }
+        self.start -= n;
+        self.len += n;
+        true
+    }
+
+    fn set_len(&mut self, n: usize) -> bool {
+        if self.start + n > self.storage.len() {
+            return false;
+        }
+        self.len = n;
+        true
+    }
+}

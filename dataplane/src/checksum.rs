@@ -1,0 +1,89 @@
+//! Internet checksums: full computation (RFC 1071) for headers we build, incremental update
+//! (RFC 1624, eqn. 3) for fields we change in place.
+
+/// One's-complement sum of `data` (odd length padded with zero), not yet folded.
+#[inline]
+pub fn sum(data: &[u8], mut acc: u32) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        acc = acc.wrapping_add(u16::from_be_bytes([c[0], c[1]]) as u32);
+    }
+    if let [b] = chunks.remainder() {
+        acc = acc.wrapping_add((*b as u32) << 8);
+    }
+    acc
+}
+
+/// Fold a 32-bit sum into 16 bits and complement it.
+#[inline]
+pub fn finish(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// The checksum of `data`, ready to store.
+pub fn checksum(data: &[u8]) -> u16 {
+    finish(sum(data, 0))
+}
+
+/// Pseudo-header sum for TCP/UDP over IPv4.
+pub fn pseudo_header(src: [u8; 4], dst: [u8; 4], proto: u8, l4_len: u16) -> u32 {
+    let mut acc = sum(&src, 0);
+    acc = sum(&dst, acc);
+    acc + proto as u32 + l4_len as u32
+}
+
+/// RFC 1624: HC' = ~(~HC + ~m + m') for one changed 16-bit word.
+#[inline]
+pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
+    let acc = (!csum as u32) + (!old as u32) + new as u32;
+    finish(acc)
+}
+
+/// RFC 1624 for a changed 32-bit field (e.g. an IPv4 address), as two 16-bit words.
+#[inline]
+pub fn update32(csum: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
+    let acc = (!csum as u32)
+        + (!u16::from_be_bytes([old[0], old[1]]) as u32)
+        + (!u16::from_be_bytes([old[2], old[3]]) as u32)
+        + u16::from_be_bytes([new[0], new[1]]) as u32
+        + u16::from_be_bytes([new[2], new[3]]) as u32;
+    finish(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 section 3 example bytes: sum 0xddf2, checksum 0x220d.
+        let d = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(checksum(&d), 0x220d);
+    }
+
+    #[test]
+    fn incremental_matches_full() {
+        let mut hdr =
+            [0x45, 0x00, 0x00, 0x54, 0x12, 0x34, 0x40, 0x00, 0x40, 0x01, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let c = checksum(&hdr);
+        hdr[10..12].copy_from_slice(&c.to_be_bytes());
+        let old = [hdr[16], hdr[17], hdr[18], hdr[19]];
+        let new = [192, 168, 7, 200];
+        hdr[16..20].copy_from_slice(&new);
+        let inc = update32(c, old, new);
+        hdr[10..12].fill(0);
+        assert_eq!(inc, checksum(&hdr));
+        let old_w = u16::from_be_bytes([hdr[0], hdr[1]]);
+        hdr[1] = 0xb9;
+        let inc2 = update16(inc, old_w, u16::from_be_bytes([hdr[0], hdr[1]]));
+        assert_eq!(inc2, checksum(&hdr));
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(checksum(&[0x01]), !0x0100);
+    }
+}

@@ -1,0 +1,178 @@
+//! Per-worker counters: plain integers owned by one core (no shared atomics on the hot path).
+//! The control core reads copies the worker publishes between bursts.
+
+/// Why a packet was dropped. Every drop is counted under exactly one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    TruncatedEthernet,
+    UnsupportedEthertype,
+    MalformedIpv4,
+    MalformedL4,
+    /// IPv4 to a VIP with no service for its protocol/port.
+    NoService,
+    /// A later fragment for a VIP where several services could own it.
+    FragmentWithoutService,
+    /// The service has no healthy backend (with a resolved MAC) for a new flow.
+    NoHealthyBackend,
+    /// Not for a VIP nor the LB, and nothing routes it (one-arm: no open relay).
+    NotForUs,
+    /// Inline routing with TTL <= 1.
+    TtlExceeded,
+    /// Inline routing before the client-side gateway's MAC is known.
+    GatewayUnresolved,
+    /// ICMP to a VIP that is neither echo nor an error we can steer.
+    IcmpUnsupported,
+    /// An ICMP error whose embedded header is too short or names no service.
+    IcmpErrorUnmatched,
+    /// Too big for the egress MTU with DF set; a "fragmentation needed" was sent or rate-limited.
+    TooBigDontFragment,
+    /// No buffer for an outer fragment, or no headroom for encapsulation.
+    NoBuffer,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 14;
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::TruncatedEthernet,
+        DropReason::UnsupportedEthertype,
+        DropReason::MalformedIpv4,
+        DropReason::MalformedL4,
+        DropReason::NoService,
+        DropReason::FragmentWithoutService,
+        DropReason::NoHealthyBackend,
+        DropReason::NotForUs,
+        DropReason::TtlExceeded,
+        DropReason::GatewayUnresolved,
+        DropReason::IcmpUnsupported,
+        DropReason::IcmpErrorUnmatched,
+        DropReason::TooBigDontFragment,
+        DropReason::NoBuffer,
+    ];
+
+    /// A stable snake_case name for metrics and `dsrlb ctl stats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::TruncatedEthernet => "truncated_ethernet",
+            DropReason::UnsupportedEthertype => "unsupported_ethertype",
+            DropReason::MalformedIpv4 => "malformed_ipv4",
+            DropReason::MalformedL4 => "malformed_l4",
+            DropReason::NoService => "no_service",
+            DropReason::FragmentWithoutService => "fragment_without_service",
+            DropReason::NoHealthyBackend => "no_healthy_backend",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::GatewayUnresolved => "gateway_unresolved",
+            DropReason::IcmpUnsupported => "icmp_unsupported",
+            DropReason::IcmpErrorUnmatched => "icmp_error_unmatched",
+            DropReason::TooBigDontFragment => "too_big_dont_fragment",
+            DropReason::NoBuffer => "no_buffer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub new_flows: u64,
+}
+
+/// Everything one worker counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub rx_packets: u64,
+    pub forwarded: u64,
+    pub to_control: u64,
+    pub drops: [u64; DropReason::COUNT],
+    /// Indexed by stable service id.
+    pub services: Vec<TrafficCounters>,
+    /// Indexed by stable backend id.
+    pub backends: Vec<TrafficCounters>,
+    /// Flows forwarded by the consistent hash without state because the table was full.
+    pub stateless_fallbacks: u64,
+    /// Expired entries reclaimed to make room for a new flow.
+    pub reclaimed_on_insert: u64,
+    /// Entries removed by the background sweep.
+    pub expired_by_sweep: u64,
+    /// Flows moved to another backend because theirs failed or left the configuration.
+    pub rescheduled: u64,
+    pub icmp_errors_steered: u64,
+    pub frag_needed_sent: u64,
+    pub frag_needed_rate_limited: u64,
+    pub outer_fragments: u64,
+    pub inline_routed: u64,
+}
+
+impl Counters {
+    #[inline]
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r as usize] += 1;
+    }
+
+    pub fn dropped(&self, r: DropReason) -> u64 {
+        self.drops[r as usize]
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Make room for ids up to the given counts (called when a snapshot is installed).
+    pub fn ensure_ids(&mut self, services: usize, backends: usize) {
+        if self.services.len() < services {
+            self.services.resize(services, TrafficCounters::default());
+        }
+        if self.backends.len() < backends {
+            self.backends.resize(backends, TrafficCounters::default());
+        }
+    }
+
+    /// Add another worker's counters (the control core's sum over workers).
+    pub fn merge(&mut self, o: &Counters) {
+        self.rx_packets += o.rx_packets;
+        self.forwarded += o.forwarded;
+        self.to_control += o.to_control;
+        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
+            *a += b;
+        }
+        self.ensure_ids(o.services.len(), o.backends.len());
+        for (a, b) in self.services.iter_mut().zip(&o.services) {
+            add(a, b);
+        }
+        for (a, b) in self.backends.iter_mut().zip(&o.backends) {
+            add(a, b);
+        }
+        self.stateless_fallbacks += o.stateless_fallbacks;
+        self.reclaimed_on_insert += o.reclaimed_on_insert;
+        self.expired_by_sweep += o.expired_by_sweep;
+        self.rescheduled += o.rescheduled;
+        self.icmp_errors_steered += o.icmp_errors_steered;
+        self.frag_needed_sent += o.frag_needed_sent;
+        self.frag_needed_rate_limited += o.frag_needed_rate_limited;
+        self.outer_fragments += o.outer_fragments;
+        self.inline_routed += o.inline_routed;
+    }
+}
+
+fn add(a: &mut TrafficCounters, b: &TrafficCounters) {
+    a.packets += b.packets;
+    a.bytes += b.bytes;
+    a.new_flows += b.new_flows;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_reasons_listed_once_with_distinct_names() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+}

@@ -1,0 +1,203 @@
+//! Weighted Maglev consistent hashing (Eisenbud et al., NSDI 2016): a lookup table of prime size
+//! M where each backend owns about M·weight/Σweight slots, and removing a backend moves little
+//! more than its own slots.
+
+use crate::flow::mix64;
+
+/// Default table size: prime, and > 100 × the backends of any sensible service.
+pub const DEFAULT_SIZE: u32 = 65537;
+const EMPTY: u32 = u32::MAX;
+
+/// One candidate: a stable id and a permutation seed (its real IP and port, so the same server
+/// keeps the same slots across reloads and across workers).
+#[derive(Debug, Clone, Copy)]
+pub struct MaglevBackend {
+    pub id: u32,
+    pub seed: u64,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct MaglevTable {
+    slots: Box<[u32]>,
+}
+
+/// Whether `n` is prime (table sizes are checked when configuration is validated).
+pub fn is_prime(n: u32) -> bool {
+    if n < 2 {
+        return false;
+    }
+    let mut i = 2u64;
+    while i * i <= n as u64 {
+        if (n as u64).is_multiple_of(i) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+impl MaglevTable {
+    /// Build over `backends` (weight 0 = not eligible). `size` must be prime. An empty or
+    /// all-zero-weight set gives an empty table, whose lookups return `None`.
+    pub fn build(backends: &[MaglevBackend], size: u32) -> MaglevTable {
+        debug_assert!(is_prime(size));
+        let m = size as u64;
+        let live: Vec<&MaglevBackend> = backends.iter().filter(|b| b.weight > 0).collect();
+        if live.is_empty() || size < 2 {
+            return MaglevTable { slots: Box::new([]) };
+        }
+        let wmax = live.iter().map(|b| b.weight as u64).max().unwrap_or(1);
+        // Per backend: current position in its permutation, its skip, slots taken.
+        let mut pos: Vec<u64> = Vec::with_capacity(live.len());
+        let mut skip: Vec<u64> = Vec::with_capacity(live.len());
+        for b in &live {
+            let h1 = mix64(b.seed ^ 0x5851_f42d_4c95_7f2d);
+            let h2 = mix64(b.seed ^ 0x1405_7b7e_f767_814f);
+            pos.push(h1 % m);
+            skip.push(h2 % (m - 1) + 1);
+        }
+        let mut count = vec![0u64; live.len()];
+        let mut slots = vec![EMPTY; size as usize];
+        let mut filled = 0u64;
+        let mut iteration = 0u64;
+        'fill: loop {
+            iteration += 1;
+            for (i, b) in live.iter().enumerate() {
+                // Weighted turns: backend i places its next slot only while it is behind its
+                // share (count/iteration < weight/wmax).
+                if count[i] * wmax >= iteration * b.weight as u64 {
+                    continue;
+                }
+                let mut c = pos[i];
+                while slots[c as usize] != EMPTY {
+                    c += skip[i];
+                    if c >= m {
+                        c -= m;
+                    }
+                }
+                slots[c as usize] = b.id;
+                c += skip[i];
+                if c >= m {
+                    c -= m;
+                }
+                pos[i] = c;
+                count[i] += 1;
+                filled += 1;
+                if filled == m {
+                    break 'fill;
+                }
+            }
+        }
+        MaglevTable { slots: slots.into_boxed_slice() }
+    }
+
+    #[inline]
+    pub fn lookup(&self, hash: u64) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        Some(self.slots[(hash % self.slots.len() as u64) as usize])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Slots owned by each id (for tests and `dsrlb ctl`).
+    pub fn shares(&self) -> std::collections::HashMap<u32, usize> {
+        let mut m = std::collections::HashMap::new();
+        for &s in self.slots.iter() {
+            *m.entry(s).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Slots whose owner differs from `other`'s.
+    pub fn diff(&self, other: &MaglevTable) -> usize {
+        self.slots.iter().zip(other.slots.iter()).filter(|(a, b)| a != b).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backends(n: u32, weight: impl Fn(u32) -> u32) -> Vec<MaglevBackend> {
+        (0..n)
+            .map(|i| MaglevBackend { id: i, seed: 0x0a00_0000 + i as u64 * 7919, weight: weight(i) })
+            .collect()
+    }
+
+    #[test]
+    fn primes() {
+        assert!(is_prime(65537) && is_prime(251) && !is_prime(65536) && !is_prime(1));
+    }
+
+    #[test]
+    fn equal_weights_share_within_one_percent() {
+        for n in [3u32, 10, 100, 500] {
+            let t = MaglevTable::build(&backends(n, |_| 1), DEFAULT_SIZE);
+            let ideal = DEFAULT_SIZE as f64 / n as f64;
+            for (_, c) in t.shares() {
+                let dev = (c as f64 - ideal).abs() / DEFAULT_SIZE as f64;
+                assert!(dev < 0.01, "n={n}: share {c} vs ideal {ideal:.0}");
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_shares_within_one_percent_of_weight_share() {
+        let b = backends(10, |i| i + 1); // weights 1..10, sum 55
+        let t = MaglevTable::build(&b, DEFAULT_SIZE);
+        let shares = t.shares();
+        for x in &b {
+            let want = x.weight as f64 / 55.0;
+            let got = shares[&x.id] as f64 / DEFAULT_SIZE as f64;
+            assert!(
+                (got - want).abs() < 0.01,
+                "backend {} weight {}: got {got:.4} want {want:.4}",
+                x.id,
+                x.weight
+            );
+        }
+    }
+
+    /// Moved slots / the removed backend's slots, when one of `n` equal backends is removed.
+    fn disruption(n: u32, size: u32) -> f64 {
+        let all = backends(n, |_| 1);
+        let t1 = MaglevTable::build(&all, size);
+        let victim = n / 2;
+        let rest: Vec<_> = all.iter().copied().filter(|b| b.id != victim).collect();
+        let t2 = MaglevTable::build(&rest, size);
+        let ratio = t1.diff(&t2) as f64 / t1.shares()[&victim] as f64;
+        println!("maglev: N={n} M={size}: removing one backend moved {ratio:.3}x its share");
+        ratio
+    }
+
+    // Maglev's extra movement grows with N²/M (the fill cascade): within 1.5x of the minimum
+    // while N²/M stays below about 0.1. Larger services want a larger table (docs/modes.md).
+    #[test]
+    fn removing_one_backend_moves_little_more_than_its_share() {
+        for (n, m) in [(5, DEFAULT_SIZE), (20, DEFAULT_SIZE), (50, DEFAULT_SIZE), (10, 1009), (100, 655373)] {
+            let r = disruption(n, m);
+            assert!(r <= 1.5, "N={n} M={m}: moved {r:.3}x the removed share");
+        }
+        // Reported, not asserted: where the default table is too small for 1.5x.
+        let r = disruption(100, DEFAULT_SIZE);
+        assert!(r < 2.0, "N=100 with the default table: {r:.3}x");
+    }
+
+    #[test]
+    fn zero_weight_and_empty() {
+        let b = backends(3, |i| if i == 1 { 0 } else { 1 });
+        let t = MaglevTable::build(&b, 251);
+        assert!(!t.shares().contains_key(&1));
+        assert!(MaglevTable::build(&[], 251).lookup(5).is_none());
+        assert!(MaglevTable::build(&backends(2, |_| 0), 251).is_empty());
+    }
+}

@@ -1,0 +1,484 @@
+//! The per-packet pipeline of one worker: classify, find or schedule the flow, rewrite for the
+//! service's DSR mode, and say what to do with the packet. No allocation, locking, logging or
+//! panicking on any input; every drop is counted by reason.
+
+use std::sync::Arc;
+
+use crate::buf::{PacketBuf, PacketSink};
+use crate::counters::{Counters, DropReason};
+use crate::flow::{hash_addr, FlowKey, FlowTable};
+use crate::parse::{parse, Fragment, Frame, Parsed};
+use crate::rewrite::{self, EncapResult, IpipParams};
+use crate::sched::{self, WrrState};
+use crate::snapshot::{ForwardMode, PersistBy, PortRole, Snapshot};
+use crate::table::{self, Entry, Insert, Millis, Table};
+use crate::wire::{be16, icmp, ip4, ipv4, l4};
+
+/// What to do with a packet after the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit on this port (the packet has been rewritten).
+    Tx(u16),
+    /// Hand to the control core (ARP, ICMP echo, anything addressed to the LB itself).
+    ToControl,
+    Drop(DropReason),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerConfig {
+    /// Flows this worker can hold (the table rounds up to a power of two).
+    pub flow_capacity: usize,
+    /// Persistence entries this worker can hold.
+    pub persistence_capacity: usize,
+    /// "Fragmentation needed" messages per second this worker may send, and the burst allowed.
+    pub frag_needed_per_sec: u32,
+    pub frag_needed_burst: u32,
+    /// Flow-table buckets expired per `housekeeping` call.
+    pub sweep_buckets: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            flow_capacity: 1 << 20,
+            persistence_capacity: 1 << 16,
+            frag_needed_per_sec: 1000,
+            frag_needed_burst: 100,
+            sweep_buckets: 256,
+        }
+    }
+}
+
+/// A token bucket on the worker's millisecond clock.
+#[derive(Debug, Clone)]
+struct RateLimit {
+    per_sec: u32,
+    burst: u32,
+    tokens_milli: u64,
+    last: Millis,
+}
+
+impl RateLimit {
+    fn new(per_sec: u32, burst: u32) -> Self {
+        RateLimit { per_sec, burst, tokens_milli: burst as u64 * 1000, last: 0 }
+    }
+
+    fn take(&mut self, now: Millis) -> bool {
+        let dt = now.wrapping_sub(self.last).min(60_000) as u64;
+        self.last = now;
+        let cap = self.burst as u64 * 1000;
+        self.tokens_milli = (self.tokens_milli + dt * self.per_sec as u64).min(cap);
+        if self.tokens_milli >= 1000 {
+            self.tokens_milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Persistence key: the persisted address within a service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PersistKey {
+    pub addr: [u8; 4],
+    pub service: u16,
+}
+
+/// A worker's mutable state; the snapshot is kept apart so both can be borrowed at once.
+struct State {
+    flows: FlowTable,
+    persist: Table<PersistKey>,
+    wrr: Vec<WrrState>,
+    counters: Counters,
+    frag_needed: RateLimit,
+    ip_id: u16,
+    sweep_buckets: usize,
+}
+
+pub struct Worker {
+    snap: Arc<Snapshot>,
+    st: State,
+}
+
+impl Worker {
+    pub fn new(cfg: WorkerConfig, snap: Arc<Snapshot>) -> Worker {
+        let mut w = Worker {
+            st: State {
+                flows: FlowTable::new(cfg.flow_capacity, snap.backend_id_bound()),
+                persist: Table::new(cfg.persistence_capacity),
+                wrr: Vec::new(),
+                counters: Counters::default(),
+                frag_needed: RateLimit::new(cfg.frag_needed_per_sec, cfg.frag_needed_burst),
+                ip_id: 0,
+                sweep_buckets: cfg.sweep_buckets,
+            },
+            snap: snap.clone(),
+        };
+        w.install(snap);
+        w
+    }
+
+    /// Switch to a new snapshot (between bursts). Flows keep their backend ids, so flows to
+    /// backends that survive the change keep going to them. Returns the previous snapshot.
+    pub fn install(&mut self, snap: Arc<Snapshot>) -> Arc<Snapshot> {
+        self.st.wrr = snap.eligible.iter().map(|e| WrrState::new(e.len())).collect();
+        self.st.flows.ensure_backends(snap.backend_id_bound());
+        self.st.counters.ensure_ids(snap.service_id_bound(), snap.backend_id_bound());
+        std::mem::replace(&mut self.snap, snap)
+    }
+
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.st.counters
+    }
+
+    pub fn flows(&self) -> &FlowTable {
+        &self.st.flows
+    }
+
+    /// Background work between bursts: a bounded slice of flow and persistence expiry.
+    pub fn housekeeping(&mut self, now: Millis) {
+        let n = self.st.flows.sweep(now, self.st.sweep_buckets);
+        self.st.counters.expired_by_sweep += n as u64;
+        self.st.persist.sweep(now, self.st.sweep_buckets / 4 + 1, |_, _| {});
+    }
+
+    /// Run a burst; `verdicts[i]` tells what to do with `pkts[i]`.
+    pub fn process_burst<B: PacketBuf, S: PacketSink<B>>(
+        &mut self,
+        pkts: &mut [B],
+        in_port: u16,
+        now: Millis,
+        verdicts: &mut [Verdict],
+        sink: &mut S,
+    ) {
+        for (pkt, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
+            *v = self.process(pkt, in_port, now, sink);
+        }
+    }
+
+    /// Run one packet received on `in_port` at `now`.
+    #[inline]
+    pub fn process<B: PacketBuf, S: PacketSink<B>>(
+        &mut self,
+        pkt: &mut B,
+        in_port: u16,
+        now: Millis,
+        sink: &mut S,
+    ) -> Verdict {
+        let snap = &*self.snap;
+        let st = &mut self.st;
+        st.counters.rx_packets += 1;
+        let v = classify(snap, st, pkt, in_port, now, sink);
+        match v {
+            Verdict::Tx(_) => st.counters.forwarded += 1,
+            Verdict::ToControl => st.counters.to_control += 1,
+            Verdict::Drop(r) => st.counters.drop(r),
+        }
+        v
+    }
+}
+
+#[inline]
+fn classify<B: PacketBuf, S: PacketSink<B>>(
+    snap: &Snapshot,
+    st: &mut State,
+    pkt: &mut B,
+    in_port: u16,
+    now: Millis,
+    sink: &mut S,
+) -> Verdict {
+    let p = match parse(pkt.data()) {
+        Ok(Frame::Ipv4(p)) => p,
+        Ok(Frame::Arp) => return Verdict::ToControl,
+        Err(r) => return Verdict::Drop(r),
+    };
+    if snap.is_vip(p.dst) {
+        return match p.proto {
+            ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
+                let svc = if p.fragment == Fragment::Later {
+                    match snap.fragment_service(p.dst, p.proto) {
+                        Some(s) => s,
+                        None => return Verdict::Drop(DropReason::FragmentWithoutService),
+                    }
+                } else {
+                    match snap.find_service(p.dst, p.proto, p.dport) {
+                        Some(s) => s,
+                        None => return Verdict::Drop(DropReason::NoService),
+                    }
+                };
+                forward_service(snap, st, pkt, &p, svc, in_port, now, sink)
+            }
+            ipv4::PROTO_ICMP => icmp_to_vip(snap, st, pkt, &p, in_port, now, sink),
+            _ => Verdict::Drop(DropReason::NoService),
+        };
+    }
+    if snap.lb_addr_port(p.dst).is_some() {
+        return Verdict::ToControl;
+    }
+    if let Some(client) = snap.client_port {
+        if snap.ports.get(in_port as usize).map(|x| x.role) == Some(PortRole::Server) {
+            return route_to_client(snap, st, pkt, &p, client);
+        }
+    }
+    Verdict::Drop(DropReason::NotForUs)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn forward_service<B: PacketBuf, S: PacketSink<B>>(
+    snap: &Snapshot,
+    st: &mut State,
+    pkt: &mut B,
+    p: &Parsed,
+    svc: usize,
+    in_port: u16,
+    now: Millis,
+    sink: &mut S,
+) -> Verdict {
+    let s = &snap.services[svc];
+    let key = if p.fragment == Fragment::Whole {
+        FlowKey::new(p.proto, p.src, p.dst, p.sport, p.dport)
+    } else {
+        FlowKey::new(p.proto, p.src, p.dst, 0, 0)
+    };
+    let hash = key.hash();
+    let closing = p.proto == ipv4::PROTO_TCP && p.tcp_flags & (l4::TCP_FIN | l4::TCP_RST) != 0;
+    let idle = if p.proto == ipv4::PROTO_TCP { s.tcp_idle_ms } else { s.udp_idle_ms };
+
+    let closing_ms = s.closing_ms.min(idle);
+    let existing = st.flows.get_mut(&key, hash, now).map(|e| {
+        // Once the client sent FIN or RST the flow stays on the short closing timeout.
+        if closing {
+            e.flags |= table::FLAG_CLOSING;
+        }
+        let ttl = if e.flags & table::FLAG_CLOSING != 0 { closing_ms } else { idle };
+        e.expires = now.wrapping_add(ttl);
+        e.backend
+    });
+    let backend = match existing {
+        Some(b) if snap.keeps_flows(svc, b) => b,
+        Some(_) => {
+            // Its backend failed or left the configuration: move the flow.
+            let Some(nb) = pick_new(snap, st, svc, p, hash, now) else {
+                return Verdict::Drop(DropReason::NoHealthyBackend);
+            };
+            st.flows.reassign(&key, hash, now, nb);
+            st.counters.rescheduled += 1;
+            nb
+        }
+        None => {
+            let Some(mut nb) = pick_new(snap, st, svc, p, hash, now) else {
+                return Verdict::Drop(DropReason::NoHealthyBackend);
+            };
+            let flags = if closing { table::FLAG_CLOSING } else { 0 };
+            let expires = now.wrapping_add(if closing { closing_ms } else { idle });
+            let entry = Entry { backend: nb, service: s.id, flags, expires };
+            match st.flows.insert(key, hash, entry, now) {
+                Insert::Stored => {}
+                Insert::Reclaimed(_) => st.counters.reclaimed_on_insert += 1,
+                Insert::Full => {
+                    // Never drop for a full table: forward by the consistent hash, statelessly.
+                    st.counters.stateless_fallbacks += 1;
+                    if let Some(b) = snap.maglev(svc).lookup(hash) {
+                        nb = b;
+                    }
+                }
+            }
+            st.counters.services[s.id as usize].new_flows += 1;
+            st.counters.backends[nb as usize].new_flows += 1;
+            nb
+        }
+    };
+    send_to_backend(snap, st, pkt, p, svc, backend, in_port, now, sink)
+}
+
+/// A backend for a new flow: persistence first (if the service has it), then the scheduler.
+#[inline]
+fn pick_new(snap: &Snapshot, st: &mut State, svc: usize, p: &Parsed, hash: u64, now: Millis) -> Option<u32> {
+    let s = &snap.services[svc];
+    if let Some(per) = s.persistence {
+        let addr = match per.by {
+            PersistBy::SourceIp => p.src,
+            PersistBy::DestinationIp => p.dst,
+        };
+        let pk = PersistKey { addr, service: s.id };
+        let ph = hash_addr(addr) ^ s.id as u64;
+        if let Some(e) = st.persist.get_mut(&pk, ph, now) {
+            if snap.takes_new(svc, e.backend) {
+                e.expires = now.wrapping_add(per.timeout_ms);
+                return Some(e.backend);
+            }
+        }
+        // The first pick for an address is its consistent hash, so every worker agrees.
+        let b = snap.maglev(svc).lookup(hash_addr(addr))?;
+        let _ = st.persist.remove(&pk, ph);
+        let _ = st.persist.insert(
+            pk,
+            ph,
+            Entry { backend: b, service: s.id, flags: 0, expires: now.wrapping_add(per.timeout_ms) },
+            now,
+        );
+        return Some(b);
+    }
+    sched::pick(snap, svc, p, hash, &mut st.wrr[svc], &st.flows)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn send_to_backend<B: PacketBuf, S: PacketSink<B>>(
+    snap: &Snapshot,
+    st: &mut State,
+    pkt: &mut B,
+    p: &Parsed,
+    svc: usize,
+    backend: u32,
+    in_port: u16,
+    now: Millis,
+    sink: &mut S,
+) -> Verdict {
+    let s = &snap.services[svc];
+    let Some(b) = snap.backend_of(svc, backend) else {
+        return Verdict::Drop(DropReason::NoHealthyBackend);
+    };
+    let Some(mac) = b.next_hop_mac else {
+        return Verdict::Drop(DropReason::NoHealthyBackend);
+    };
+    let port = &snap.ports[b.port as usize];
+    let len = pkt.data().len() as u64;
+    let sc = &mut st.counters.services[s.id as usize];
+    sc.packets += 1;
+    sc.bytes += len;
+    let bc = &mut st.counters.backends[backend as usize];
+    bc.packets += 1;
+    bc.bytes += len;
+    match s.mode {
+        ForwardMode::L2 => {
+            rewrite::rewrite_l2(pkt.data_mut(), mac, port.mac);
+            Verdict::Tx(b.port)
+        }
+        ForwardMode::Dscp(code) => {
+            rewrite::rewrite_dscp(pkt.data_mut(), p, code, b.real_ip.octets(), mac, port.mac);
+            Verdict::Tx(b.port)
+        }
+        ForwardMode::Ipip => {
+            st.ip_id = st.ip_id.wrapping_add(1);
+            let outer_src = port.addrs.first().map(|a| a.octets()).unwrap_or(p.dst);
+            let prm = IpipParams {
+                outer_src,
+                real_ip: b.real_ip.octets(),
+                next_hop: mac,
+                port_mac: port.mac,
+                mtu: port.mtu as usize,
+                ident: st.ip_id,
+                egress_port: b.port,
+            };
+            match rewrite::encap_ipip(pkt, p, &prm, sink) {
+                EncapResult::Done => Verdict::Tx(b.port),
+                EncapResult::Fragmented(n) => {
+                    st.counters.outer_fragments += n as u64;
+                    Verdict::Tx(b.port)
+                }
+                EncapResult::NoBuffer => Verdict::Drop(DropReason::NoBuffer),
+                EncapResult::TooBig { mtu } => {
+                    if !st.frag_needed.take(now) {
+                        st.counters.frag_needed_rate_limited += 1;
+                        return Verdict::Drop(DropReason::TooBigDontFragment);
+                    }
+                    let in_p = &snap.ports[(in_port as usize).min(snap.ports.len() - 1)];
+                    let from = in_p.addrs.first().map(|a| a.octets()).unwrap_or(p.dst);
+                    if rewrite::make_frag_needed(pkt, p, from, in_p.mac, mtu) {
+                        st.counters.frag_needed_sent += 1;
+                        Verdict::Tx(in_port)
+                    } else {
+                        Verdict::Drop(DropReason::TooBigDontFragment)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// ICMP to a VIP: echo goes to the control core; an error about a server's reply (e.g. Packet
+/// Too Big from a router) goes to the server that owns the flow named by the embedded header.
+fn icmp_to_vip<B: PacketBuf, S: PacketSink<B>>(
+    snap: &Snapshot,
+    st: &mut State,
+    pkt: &mut B,
+    p: &Parsed,
+    in_port: u16,
+    now: Millis,
+    sink: &mut S,
+) -> Verdict {
+    let Some(l4_at) = p.l4 else {
+        return Verdict::Drop(DropReason::IcmpUnsupported);
+    };
+    let d = pkt.data();
+    let end = (p.l3 + p.ip_len).min(d.len());
+    let Ok(m) = icmp::IcmpMessage::new_checked(&d[l4_at..end]) else {
+        return Verdict::Drop(DropReason::MalformedL4);
+    };
+    if m.msg_type() == icmp::ECHO_REQUEST {
+        return Verdict::ToControl;
+    }
+    if !m.is_error() {
+        return Verdict::Drop(DropReason::IcmpUnsupported);
+    }
+    // The embedded packet is the server's reply: VIP:vport → client:cport. It is often cut
+    // short, so read only its header and the first 8 bytes (the ports).
+    let e = m.embedded();
+    if e.len() < ipv4::MIN_HEADER_LEN || e[0] >> 4 != 4 {
+        return Verdict::Drop(DropReason::IcmpErrorUnmatched);
+    }
+    let ihl = ((e[0] & 0x0f) as usize) * 4;
+    if ihl < ipv4::MIN_HEADER_LEN || e.len() < ihl + 8 {
+        return Verdict::Drop(DropReason::IcmpErrorUnmatched);
+    }
+    let proto = e[ipv4::field::PROTOCOL];
+    let (vip, client) = (ip4(e, ipv4::field::SRC), ip4(e, ipv4::field::DST));
+    let (vport, cport) = (be16(e, ihl), be16(e, ihl + 2));
+    let Some(svc) = snap.find_service(vip, proto, vport).filter(|_| snap.is_vip(vip)) else {
+        return Verdict::Drop(DropReason::IcmpErrorUnmatched);
+    };
+    let key = FlowKey::new(proto, client, vip, cport, vport);
+    let hash = key.hash();
+    let owner = st.flows.get_mut(&key, hash, now).map(|e| e.backend).filter(|b| snap.keeps_flows(svc, *b));
+    // Not in this worker's table (RSS put the error on another queue): the consistent hash
+    // gives the backend the flow was scheduled to.
+    let owner = owner.or_else(|| {
+        let s = &snap.services[svc];
+        match s.persistence.map(|x| x.by) {
+            Some(PersistBy::SourceIp) => snap.maglev(svc).lookup(hash_addr(client)),
+            Some(PersistBy::DestinationIp) => snap.maglev(svc).lookup(hash_addr(vip)),
+            None => snap.maglev(svc).lookup(hash),
+        }
+    });
+    let Some(backend) = owner else {
+        return Verdict::Drop(DropReason::NoHealthyBackend);
+    };
+    st.counters.icmp_errors_steered += 1;
+    send_to_backend(snap, st, pkt, p, svc, backend, in_port, now, sink)
+}
+
+/// Inline mode: server replies (and anything else from the server side not for us) go to the
+/// client-side gateway as a router would send them.
+fn route_to_client<B: PacketBuf>(
+    snap: &Snapshot,
+    st: &mut State,
+    pkt: &mut B,
+    p: &Parsed,
+    client: u16,
+) -> Verdict {
+    let port = &snap.ports[client as usize];
+    let Some(gw) = port.gateway_mac else {
+        return Verdict::Drop(DropReason::GatewayUnresolved);
+    };
+    if !rewrite::route_forward(pkt.data_mut(), p, gw, port.mac) {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    st.counters.inline_routed += 1;
+    Verdict::Tx(client)
+}

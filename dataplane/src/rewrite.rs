@@ -1,0 +1,255 @@
+//! The three DSR rewrites, the ICMP "fragmentation needed" reply, and inline routing.
+//! Each works in place on a packet buffer whose headers `parse` has already validated.
+
+use crate::buf::{PacketBuf, PacketSink};
+use crate::checksum;
+use crate::parse::Parsed;
+use crate::wire::{be16, ethernet, icmp, ipv4, l4};
+
+/// Bytes IP-in-IP adds.
+pub const IPIP_OVERHEAD: usize = ipv4::MIN_HEADER_LEN;
+/// TTL of the outer header we build.
+pub const OUTER_TTL: u8 = 64;
+/// How much of the offending packet a "fragmentation needed" quotes (RFC 1812: up to 576 bytes).
+pub const ICMP_QUOTE_MAX: usize = 576 - ipv4::MIN_HEADER_LEN - icmp::HEADER_LEN;
+
+/// `l2`: destination MAC := server MAC, source MAC := egress port MAC; nothing else changes.
+#[inline]
+pub fn rewrite_l2(frame: &mut [u8], server_mac: [u8; 6], port_mac: [u8; 6]) {
+    ethernet::set_macs(frame, server_mac, port_mac);
+}
+
+/// `dscp`: DSCP := `code` (ECN kept), destination := server real IP, IP and TCP/UDP checksums
+/// updated incrementally; Ethernet to the next hop.
+#[inline]
+pub fn rewrite_dscp(
+    frame: &mut [u8],
+    p: &Parsed,
+    code: u8,
+    real_ip: [u8; 4],
+    next_hop: [u8; 6],
+    port_mac: [u8; 6],
+) {
+    let ip = p.l3;
+    let old_word = be16(frame, ip);
+    frame[ip + ipv4::field::TOS] = (code << 2) | (p.tos & 0x03);
+    let new_word = be16(frame, ip);
+    let mut csum = be16(frame, ip + ipv4::field::CHECKSUM);
+    csum = checksum::update16(csum, old_word, new_word);
+    csum = checksum::update32(csum, p.dst, real_ip);
+    frame[ip + ipv4::field::CHECKSUM..ip + ipv4::field::CHECKSUM + 2].copy_from_slice(&csum.to_be_bytes());
+    frame[ip + ipv4::field::DST..ip + ipv4::field::DST + 4].copy_from_slice(&real_ip);
+    // The L4 checksum covers the destination through the pseudo-header (later fragments carry
+    // no L4 header, and ICMP has no pseudo-header).
+    if let Some(l4_off) = p.l4 {
+        let at = match p.proto {
+            ipv4::PROTO_TCP => Some(l4_off + l4::TCP_CHECKSUM),
+            ipv4::PROTO_UDP => Some(l4_off + l4::UDP_CHECKSUM),
+            _ => None,
+        };
+        if let Some(at) = at {
+            let old = be16(frame, at);
+            // UDP checksum 0 means "none": it stays 0.
+            if !(p.proto == ipv4::PROTO_UDP && old == 0) {
+                let mut new = checksum::update32(old, p.dst, real_ip);
+                if p.proto == ipv4::PROTO_UDP && new == 0 {
+                    new = 0xffff; // a computed zero is sent as all ones (RFC 768)
+                }
+                frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
+            }
+        }
+    }
+    ethernet::set_macs(frame, next_hop, port_mac);
+}
+
+/// What the `ipip` encapsulation needs besides the packet.
+#[derive(Debug, Clone, Copy)]
+pub struct IpipParams {
+    pub outer_src: [u8; 4],
+    pub real_ip: [u8; 4],
+    pub next_hop: [u8; 6],
+    pub port_mac: [u8; 6],
+    /// IP MTU of the egress port.
+    pub mtu: usize,
+    pub ident: u16,
+    pub egress_port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncapResult {
+    /// Encapsulated in one packet.
+    Done,
+    /// Encapsulated and split into this many outer fragments (the first stays in the buffer).
+    Fragmented(usize),
+    /// Too big with DF set: the client must be told (nothing was changed).
+    TooBig { mtu: u16 },
+    /// No headroom or no buffer for a fragment (packet unusable).
+    NoBuffer,
+}
+
+/// `ipip`: prepend an outer IPv4 header (src LB, dst server, protocol 4, TTL 64, TOS and DF from
+/// the inner header, fresh ID); Ethernet to the next hop. Oversized: DF set → `TooBig`; DF clear
+/// → the outer packet is fragmented, extra fragments go to `sink`.
+pub fn encap_ipip<B: PacketBuf, S: PacketSink<B>>(
+    pkt: &mut B,
+    p: &Parsed,
+    prm: &IpipParams,
+    sink: &mut S,
+) -> EncapResult {
+    let inner_len = p.ip_len;
+    let outer_len = inner_len + IPIP_OVERHEAD;
+    if outer_len > prm.mtu && p.df {
+        let mtu = prm.mtu.saturating_sub(IPIP_OVERHEAD).min(u16::MAX as usize) as u16;
+        return EncapResult::TooBig { mtu };
+    }
+    let l2 = p.l3;
+    // Drop Ethernet padding after the inner datagram so the outer length is exact.
+    if !pkt.set_len(l2 + inner_len) || !pkt.prepend(IPIP_OVERHEAD) {
+        return EncapResult::NoBuffer;
+    }
+    let d = pkt.data_mut();
+    d.copy_within(IPIP_OVERHEAD..IPIP_OVERHEAD + l2, 0);
+    ethernet::set_macs(d, prm.next_hop, prm.port_mac);
+    let df = if p.df { ipv4::FLAG_DF } else { 0 };
+    if outer_len <= prm.mtu {
+        let o = &mut d[l2..l2 + IPIP_OVERHEAD];
+        ipv4::write_header(
+            o,
+            p.tos,
+            outer_len as u16,
+            prm.ident,
+            df,
+            OUTER_TTL,
+            ipv4::PROTO_IPIP,
+            prm.outer_src,
+            prm.real_ip,
+        );
+        return EncapResult::Done;
+    }
+    fragment_outer(pkt, p, prm, sink)
+}
+
+/// Split an encapsulated packet (DF clear) into outer fragments of at most `mtu` bytes.
+fn fragment_outer<B: PacketBuf, S: PacketSink<B>>(
+    pkt: &mut B,
+    p: &Parsed,
+    prm: &IpipParams,
+    sink: &mut S,
+) -> EncapResult {
+    let l2 = p.l3;
+    let inner_len = p.ip_len;
+    let chunk = (prm.mtu - IPIP_OVERHEAD) & !7;
+    if chunk == 0 {
+        return EncapResult::NoBuffer;
+    }
+    let payload_at = l2 + IPIP_OVERHEAD;
+    let mut made = 1;
+    let mut off = chunk;
+    while off < inner_len {
+        let len = chunk.min(inner_len - off);
+        let Some(mut frag) = sink.alloc() else {
+            return EncapResult::NoBuffer;
+        };
+        if !frag.set_len(l2 + IPIP_OVERHEAD + len) {
+            return EncapResult::NoBuffer;
+        }
+        let src = pkt.data();
+        let out = frag.data_mut();
+        out[..l2].copy_from_slice(&src[..l2]);
+        out[l2 + IPIP_OVERHEAD..].copy_from_slice(&src[payload_at + off..payload_at + off + len]);
+        let more = if off + len < inner_len { ipv4::FLAG_MF } else { 0 };
+        let ff = more | ((off / 8) as u16 & ipv4::OFFSET_MASK);
+        let o = &mut out[l2..l2 + IPIP_OVERHEAD];
+        ipv4::write_header(
+            o,
+            p.tos,
+            (IPIP_OVERHEAD + len) as u16,
+            prm.ident,
+            ff,
+            OUTER_TTL,
+            ipv4::PROTO_IPIP,
+            prm.outer_src,
+            prm.real_ip,
+        );
+        sink.emit(prm.egress_port, frag);
+        made += 1;
+        off += len;
+    }
+    pkt.set_len(payload_at + chunk);
+    let o = &mut pkt.data_mut()[l2..payload_at];
+    ipv4::write_header(
+        o,
+        p.tos,
+        (IPIP_OVERHEAD + chunk) as u16,
+        prm.ident,
+        ipv4::FLAG_MF,
+        OUTER_TTL,
+        ipv4::PROTO_IPIP,
+        prm.outer_src,
+        prm.real_ip,
+    );
+    EncapResult::Fragmented(made)
+}
+
+/// Turn the packet in place into an ICMP "fragmentation needed" (type 3 code 4) back to its
+/// sender, quoting its IP header and as much payload as fits in 576 bytes. The frame keeps its
+/// L2 header (and VLAN tag); the MACs are swapped toward the sender.
+pub fn make_frag_needed<B: PacketBuf>(
+    pkt: &mut B,
+    p: &Parsed,
+    from: [u8; 4],
+    port_mac: [u8; 6],
+    mtu: u16,
+) -> bool {
+    let l2 = p.l3;
+    let quote = p.ip_len.min(ICMP_QUOTE_MAX);
+    let icmp_at = l2 + ipv4::MIN_HEADER_LEN;
+    let quote_at = icmp_at + icmp::HEADER_LEN;
+    let total = quote_at + quote;
+    let cur = pkt.data().len();
+    if total > cur && !pkt.set_len(total) {
+        return false;
+    }
+    let d = pkt.data_mut();
+    let sender_mac = [d[6], d[7], d[8], d[9], d[10], d[11]];
+    d.copy_within(l2..l2 + quote, quote_at);
+    ethernet::set_macs(d, sender_mac, port_mac);
+    let icmp_len = icmp::HEADER_LEN + quote;
+    ipv4::write_header(
+        &mut d[l2..icmp_at],
+        0xc0,
+        (ipv4::MIN_HEADER_LEN + icmp_len) as u16,
+        0,
+        ipv4::FLAG_DF,
+        64,
+        ipv4::PROTO_ICMP,
+        from,
+        p.src,
+    );
+    let m = &mut d[icmp_at..quote_at];
+    m[0] = icmp::DEST_UNREACHABLE;
+    m[1] = icmp::CODE_FRAG_NEEDED;
+    m[2..6].fill(0);
+    m[6..8].copy_from_slice(&mtu.to_be_bytes());
+    let c = checksum::checksum(&d[icmp_at..total]);
+    d[icmp_at + 2..icmp_at + 4].copy_from_slice(&c.to_be_bytes());
+    pkt.set_len(total)
+}
+
+/// Inline mode, server side → client side: new L2 addresses, TTL − 1, IP checksum updated;
+/// addresses, ports and payload untouched. `false` if the TTL is spent.
+#[inline]
+pub fn route_forward(frame: &mut [u8], p: &Parsed, next_hop: [u8; 6], port_mac: [u8; 6]) -> bool {
+    if p.ttl <= 1 {
+        return false;
+    }
+    let at = p.l3 + ipv4::field::TTL;
+    let old = be16(frame, at);
+    frame[at] = p.ttl - 1;
+    let new = be16(frame, at);
+    let ck = p.l3 + ipv4::field::CHECKSUM;
+    let c = checksum::update16(be16(frame, ck), old, new);
+    frame[ck..ck + 2].copy_from_slice(&c.to_be_bytes());
+    ethernet::set_macs(frame, next_hop, port_mac);
+    true
+}

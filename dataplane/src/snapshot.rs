@@ -1,0 +1,311 @@
+//! The immutable configuration a worker forwards with: ports, services, backends and their
+//! states and MACs, with the per-service Maglev tables and lookup maps precomputed. The control
+//! core builds a new one for every change and workers switch to it between bursts.
+
+use std::net::Ipv4Addr;
+
+use crate::lookup::U64Map;
+use crate::maglev::{MaglevBackend, MaglevTable};
+
+pub type Mac = [u8; 6];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardMode {
+    /// Rewrite the destination MAC only.
+    L2,
+    /// Encapsulate in IPv4 (protocol 4).
+    Ipip,
+    /// Mark with this DSCP code (1..=63) and send to the real IP.
+    Dscp(u8),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduler {
+    Maglev,
+    WeightedRoundRobin,
+    LeastConnections,
+    SourceIpHash,
+    DestinationIpHash,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersistBy {
+    SourceIp,
+    DestinationIp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    pub by: PersistBy,
+    pub timeout_ms: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendState {
+    /// Healthy: takes new flows.
+    Up,
+    /// Failed health checks (or unresolved MAC): its flows move elsewhere.
+    Down,
+    /// Keeps its flows, takes no new ones.
+    Draining,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortRole {
+    /// One-arm: clients and servers on the same port.
+    Lan,
+    /// Inline: the client side.
+    Client,
+    /// Inline: the server side (servers' gateway is the LB).
+    Server,
+}
+
+#[derive(Debug, Clone)]
+pub struct PortInfo {
+    pub mac: Mac,
+    /// The LB's own addresses on this port (ARP/ICMP answered, probes sourced, IPIP outer source).
+    pub addrs: Vec<Ipv4Addr>,
+    /// IP MTU.
+    pub mtu: u16,
+    pub role: PortRole,
+    /// The MAC of the port's gateway, once resolved (inline: where server replies go).
+    pub gateway_mac: Option<Mac>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendInfo {
+    /// Stable across reloads while the (service, real IP) pair exists.
+    pub id: u32,
+    pub real_ip: Ipv4Addr,
+    pub weight: u32,
+    pub state: BackendState,
+    /// Egress port index.
+    pub port: u16,
+    /// The server's MAC (on-link) or the gateway's (routed); `None` until resolved.
+    pub next_hop_mac: Option<Mac>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    /// Stable across reloads while the (VIP, protocol, port) exists.
+    pub id: u16,
+    pub vip: Ipv4Addr,
+    pub proto: u8,
+    /// 0 = every port.
+    pub port: u16,
+    pub mode: ForwardMode,
+    pub scheduler: Scheduler,
+    pub persistence: Option<Persistence>,
+    pub tcp_idle_ms: u32,
+    pub udp_idle_ms: u32,
+    /// Idle timeout once the client sent FIN or RST.
+    pub closing_ms: u32,
+    pub backends: Vec<BackendInfo>,
+    pub maglev_size: u32,
+}
+
+/// Everything a worker needs, immutable once built.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub epoch: u64,
+    pub ports: Vec<PortInfo>,
+    pub services: Vec<ServiceInfo>,
+    pub(crate) maglev: Vec<MaglevTable>,
+    /// Per service: (backend id, weight) of those that may take new flows.
+    pub(crate) eligible: Vec<Vec<(u32, u32)>>,
+    /// Backend id → (service position, index in its service's backends).
+    backend_at: Vec<Option<(u16, u16)>>,
+    services_by_key: U64Map,
+    /// (VIP, protocol) → service position, where a later fragment can only belong to one.
+    fragment_owner: U64Map,
+    vips: U64Map,
+    lb_addrs: U64Map,
+    pub(crate) client_port: Option<u16>,
+    pub(crate) max_service_id: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotError(pub String);
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+#[inline]
+pub(crate) fn service_key(vip: [u8; 4], proto: u8, port: u16) -> u64 {
+    ((u32::from_be_bytes(vip) as u64) << 32) | ((proto as u64) << 16) | port as u64
+}
+
+#[inline]
+fn addr_key(a: [u8; 4]) -> u64 {
+    u32::from_be_bytes(a) as u64
+}
+
+/// Permutation seed of a backend: its real IP, so its Maglev slots survive reloads.
+fn maglev_seed(ip: Ipv4Addr) -> u64 {
+    u32::from(ip) as u64
+}
+
+impl Snapshot {
+    /// Build and check a snapshot. Fails on duplicate services or backend ids, ports out of
+    /// range, or a non-prime Maglev size — nothing is half-built.
+    pub fn build(
+        epoch: u64,
+        ports: Vec<PortInfo>,
+        services: Vec<ServiceInfo>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let err = |s: String| Err(SnapshotError(s));
+        let mut keys = Vec::new();
+        let mut vip_pairs = Vec::new();
+        let mut maglev = Vec::new();
+        let mut eligible = Vec::new();
+        let mut backend_at: Vec<Option<(u16, u16)>> = Vec::new();
+        let mut frag: std::collections::HashMap<u64, Option<u32>> = std::collections::HashMap::new();
+        let mut max_service_id = 0;
+        for (pos, s) in services.iter().enumerate() {
+            if !crate::maglev::is_prime(s.maglev_size) {
+                return err(format!(
+                    "service {}:{}: maglev table size {} is not prime",
+                    s.vip, s.port, s.maglev_size
+                ));
+            }
+            if let ForwardMode::Dscp(c) = s.mode {
+                if !(1..=63).contains(&c) {
+                    return err(format!("service {}:{}: DSCP {c} outside 1..=63", s.vip, s.port));
+                }
+            }
+            let key = service_key(s.vip.octets(), s.proto, s.port);
+            if keys.iter().any(|(k, _)| *k == key) {
+                return err(format!("service {}:{} proto {} defined twice", s.vip, s.port, s.proto));
+            }
+            keys.push((key, pos as u32));
+            vip_pairs.push((addr_key(s.vip.octets()), 1));
+            let fk = service_key(s.vip.octets(), s.proto, 0);
+            frag.entry(fk).and_modify(|v| *v = None).or_insert(Some(pos as u32));
+            max_service_id = max_service_id.max(s.id as usize + 1);
+            let mut cands = Vec::new();
+            let mut elig = Vec::new();
+            for (i, b) in s.backends.iter().enumerate() {
+                if b.port as usize >= ports.len() {
+                    return err(format!(
+                        "backend {} of {}:{}: port {} does not exist",
+                        b.real_ip, s.vip, s.port, b.port
+                    ));
+                }
+                let id = b.id as usize;
+                if backend_at.len() <= id {
+                    backend_at.resize(id + 1, None);
+                }
+                if backend_at[id].is_some() {
+                    return err(format!("backend id {id} used twice"));
+                }
+                backend_at[id] = Some((pos as u16, i as u16));
+                let takes_new = b.state == BackendState::Up && b.next_hop_mac.is_some() && b.weight > 0;
+                if takes_new {
+                    cands.push(MaglevBackend { id: b.id, seed: maglev_seed(b.real_ip), weight: b.weight });
+                    elig.push((b.id, b.weight));
+                }
+            }
+            maglev.push(MaglevTable::build(&cands, s.maglev_size));
+            eligible.push(elig);
+        }
+        // A later fragment of a VIP with an every-port service belongs to that one.
+        for (pos, s) in services.iter().enumerate() {
+            if s.port == 0 {
+                frag.insert(service_key(s.vip.octets(), s.proto, 0), Some(pos as u32));
+            }
+        }
+        let frag_pairs: Vec<(u64, u32)> = frag.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+        let mut lb = Vec::new();
+        for (i, p) in ports.iter().enumerate() {
+            for a in &p.addrs {
+                lb.push((addr_key(a.octets()), i as u32));
+            }
+        }
+        let client_port = ports.iter().position(|p| p.role == PortRole::Client).map(|p| p as u16);
+        Ok(Snapshot {
+            epoch,
+            maglev,
+            eligible,
+            backend_at,
+            services_by_key: U64Map::build(&keys),
+            fragment_owner: U64Map::build(&frag_pairs),
+            vips: U64Map::build(&vip_pairs),
+            lb_addrs: U64Map::build(&lb),
+            client_port,
+            max_service_id,
+            ports,
+            services,
+        })
+    }
+
+    /// One past the largest backend id (sizes per-backend arrays).
+    pub fn backend_id_bound(&self) -> usize {
+        self.backend_at.len()
+    }
+
+    pub fn service_id_bound(&self) -> usize {
+        self.max_service_id
+    }
+
+    #[inline]
+    pub fn is_vip(&self, a: [u8; 4]) -> bool {
+        self.vips.get(addr_key(a)).is_some()
+    }
+
+    /// The port index owning an LB address.
+    #[inline]
+    pub fn lb_addr_port(&self, a: [u8; 4]) -> Option<u16> {
+        self.lb_addrs.get(addr_key(a)).map(|p| p as u16)
+    }
+
+    /// The service for a packet to `vip`/`proto`/`port`: exact port first, then every-port.
+    #[inline]
+    pub fn find_service(&self, vip: [u8; 4], proto: u8, port: u16) -> Option<usize> {
+        self.services_by_key
+            .get(service_key(vip, proto, port))
+            .or_else(|| self.services_by_key.get(service_key(vip, proto, 0)))
+            .map(|p| p as usize)
+    }
+
+    /// The only service a later fragment to `vip`/`proto` can belong to.
+    #[inline]
+    pub fn fragment_service(&self, vip: [u8; 4], proto: u8) -> Option<usize> {
+        self.fragment_owner.get(service_key(vip, proto, 0)).map(|p| p as usize)
+    }
+
+    /// The backend with `id`, if it belongs to service position `svc`.
+    #[inline]
+    pub fn backend_of(&self, svc: usize, id: u32) -> Option<&BackendInfo> {
+        match self.backend_at.get(id as usize) {
+            Some(Some((s, i))) if *s as usize == svc => self.services[svc].backends.get(*i as usize),
+            _ => None,
+        }
+    }
+
+    /// Any backend by id.
+    pub fn backend(&self, id: u32) -> Option<&BackendInfo> {
+        let (s, i) = (*self.backend_at.get(id as usize)?)?;
+        self.services[s as usize].backends.get(i as usize)
+    }
+
+    /// Whether an existing flow may stay on backend `id` of service `svc` (draining may).
+    #[inline]
+    pub fn keeps_flows(&self, svc: usize, id: u32) -> bool {
+        matches!(self.backend_of(svc, id), Some(b) if b.state != BackendState::Down && b.next_hop_mac.is_some())
+    }
+
+    /// Whether backend `id` of `svc` may take a new flow.
+    #[inline]
+    pub fn takes_new(&self, svc: usize, id: u32) -> bool {
+        self.eligible[svc].iter().any(|(b, _)| *b == id)
+    }
+
+    pub fn maglev(&self, svc: usize) -> &MaglevTable {
+        &self.maglev[svc]
+    }
+}

@@ -1,0 +1,184 @@
+use super::{be16, ip4, WireError};
+
+pub const PROTO_ICMP: u8 = 1;
+pub const PROTO_IPIP: u8 = 4;
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+pub const MIN_HEADER_LEN: usize = 20;
+
+pub const FLAG_DF: u16 = 0x4000;
+pub const FLAG_MF: u16 = 0x2000;
+pub const OFFSET_MASK: u16 = 0x1fff;
+
+/// Byte offsets of the fields the rewrites change.
+pub mod field {
+    pub const TOS: usize = 1;
+    pub const TOTAL_LEN: usize = 2;
+    pub const IDENT: usize = 4;
+    pub const FLAGS_FRAG: usize = 6;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const CHECKSUM: usize = 10;
+    pub const SRC: usize = 12;
+    pub const DST: usize = 16;
+}
+
+/// An IPv4 header (options allowed). `new_checked` guarantees the header and the total length
+/// it declares both fit in the buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Ipv4Header<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Ipv4Header<'a> {
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, WireError> {
+        if buf.len() < MIN_HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        if buf[0] >> 4 != 4 {
+            return Err(WireError::BadVersion);
+        }
+        let ihl = ((buf[0] & 0x0f) as usize) * 4;
+        if ihl < MIN_HEADER_LEN || ihl > buf.len() {
+            return Err(WireError::BadHeaderLength);
+        }
+        let total = be16(buf, field::TOTAL_LEN) as usize;
+        if total < ihl || total > buf.len() {
+            return Err(WireError::BadTotalLength);
+        }
+        Ok(Ipv4Header { buf })
+    }
+
+    pub fn header_len(&self) -> usize {
+        ((self.buf[0] & 0x0f) as usize) * 4
+    }
+
+    pub fn total_len(&self) -> usize {
+        be16(self.buf, field::TOTAL_LEN) as usize
+    }
+
+    pub fn tos(&self) -> u8 {
+        self.buf[field::TOS]
+    }
+
+    pub fn dscp(&self) -> u8 {
+        self.buf[field::TOS] >> 2
+    }
+
+    pub fn ecn(&self) -> u8 {
+        self.buf[field::TOS] & 0x03
+    }
+
+    pub fn ident(&self) -> u16 {
+        be16(self.buf, field::IDENT)
+    }
+
+    pub fn dont_fragment(&self) -> bool {
+        be16(self.buf, field::FLAGS_FRAG) & FLAG_DF != 0
+    }
+
+    pub fn more_fragments(&self) -> bool {
+        be16(self.buf, field::FLAGS_FRAG) & FLAG_MF != 0
+    }
+
+    /// Fragment offset in bytes.
+    pub fn frag_offset(&self) -> usize {
+        ((be16(self.buf, field::FLAGS_FRAG) & OFFSET_MASK) as usize) * 8
+    }
+
+    /// Part of a fragmented datagram (first or later).
+    pub fn is_fragment(&self) -> bool {
+        be16(self.buf, field::FLAGS_FRAG) & (FLAG_MF | OFFSET_MASK) != 0
+    }
+
+    pub fn ttl(&self) -> u8 {
+        self.buf[field::TTL]
+    }
+
+    pub fn protocol(&self) -> u8 {
+        self.buf[field::PROTOCOL]
+    }
+
+    pub fn checksum(&self) -> u16 {
+        be16(self.buf, field::CHECKSUM)
+    }
+
+    pub fn src(&self) -> [u8; 4] {
+        ip4(self.buf, field::SRC)
+    }
+
+    pub fn dst(&self) -> [u8; 4] {
+        ip4(self.buf, field::DST)
+    }
+
+    /// The payload as declared by the total length (padding after it is excluded).
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buf[self.header_len()..self.total_len()]
+    }
+}
+
+/// Write a 20-byte IPv4 header with a correct checksum into `out[..20]`.
+#[allow(clippy::too_many_arguments)]
+pub fn write_header(
+    out: &mut [u8],
+    tos: u8,
+    total_len: u16,
+    ident: u16,
+    flags_frag: u16,
+    ttl: u8,
+    proto: u8,
+    src: [u8; 4],
+    dst: [u8; 4],
+) {
+    out[0] = 0x45;
+    out[1] = tos;
+    out[2..4].copy_from_slice(&total_len.to_be_bytes());
+    out[4..6].copy_from_slice(&ident.to_be_bytes());
+    out[6..8].copy_from_slice(&flags_frag.to_be_bytes());
+    out[8] = ttl;
+    out[9] = proto;
+    out[10..12].fill(0);
+    out[12..16].copy_from_slice(&src);
+    out[16..20].copy_from_slice(&dst);
+    let c = crate::checksum::checksum(&out[..20]);
+    out[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdr() -> [u8; 24] {
+        let mut h = [0u8; 24];
+        write_header(&mut h, 0xb9, 24, 7, FLAG_DF, 64, PROTO_UDP, [1, 2, 3, 4], [5, 6, 7, 8]);
+        h
+    }
+
+    #[test]
+    fn fields() {
+        let b = hdr();
+        let h = Ipv4Header::new_checked(&b).unwrap();
+        assert_eq!(h.header_len(), 20);
+        assert_eq!(h.dscp(), 0xb9 >> 2);
+        assert_eq!(h.ecn(), 1);
+        assert!(h.dont_fragment() && !h.is_fragment());
+        assert_eq!(h.src(), [1, 2, 3, 4]);
+        assert_eq!(h.payload().len(), 4);
+        assert_eq!(crate::checksum::checksum(&b[..20]), 0, "a correct header sums to zero");
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        let mut b = hdr();
+        assert_eq!(Ipv4Header::new_checked(&b[..19]).err(), Some(WireError::Truncated));
+        b[0] = 0x65;
+        assert_eq!(Ipv4Header::new_checked(&b).err(), Some(WireError::BadVersion));
+        b[0] = 0x44;
+        assert_eq!(Ipv4Header::new_checked(&b).err(), Some(WireError::BadHeaderLength));
+        b[0] = 0x47; // 28-byte header in a 24-byte buffer
+        assert_eq!(Ipv4Header::new_checked(&b).err(), Some(WireError::BadHeaderLength));
+        b[0] = 0x45;
+        b[2..4].copy_from_slice(&100u16.to_be_bytes());
+        assert_eq!(Ipv4Header::new_checked(&b).err(), Some(WireError::BadTotalLength));
+    }
+}

@@ -1,0 +1,39 @@
+//! Zero-copy views of the headers dsrlb reads, each validated once by `new_checked` so its
+//! accessors cannot panic afterwards (the shape of smoltcp's `wire` module), plus the offsets
+//! the rewrites use to change fields in place.
+
+pub mod arp;
+pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod l4;
+
+pub use arp::ArpPacket;
+pub use ethernet::{EthernetFrame, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_VLAN};
+pub use icmp::IcmpMessage;
+pub use ipv4::{Ipv4Header, PROTO_ICMP, PROTO_IPIP, PROTO_TCP, PROTO_UDP};
+pub use l4::{TcpHeader, UdpHeader};
+
+/// Why a header could not be read. Each becomes a drop reason in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    Truncated,
+    BadVersion,
+    BadHeaderLength,
+    BadTotalLength,
+}
+
+#[inline]
+pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline]
+pub(crate) fn ip4(b: &[u8], at: usize) -> [u8; 4] {
+    [b[at], b[at + 1], b[at + 2], b[at + 3]]
+}
+
+#[inline]
+pub(crate) fn mac(b: &[u8], at: usize) -> [u8; 6] {
+    [b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]]
+}
