@@ -47,6 +47,16 @@ impl VecPacket {
     }
 }
 
+impl VecPacket {
+    /// Refill with `bytes` at the standard headroom, reusing the storage (no allocation).
+    pub fn reset_from(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(VEC_DATA_ROOM);
+        self.start = VEC_HEADROOM;
+        self.storage[VEC_HEADROOM..VEC_HEADROOM + n].copy_from_slice(&bytes[..n]);
+        self.len = n;
+    }
+}
+
 impl Default for VecPacket {
     fn default() -> Self {
         Self::new()

@@ -4,30 +4,50 @@
 use crate::table::{Entry, Insert, Millis, Table};
 
 /// The 5-tuple of a client→VIP flow (ports are 0 for fragmented datagrams, which are
-/// scheduled on addresses only so every fragment lands on the same backend).
+/// scheduled on addresses only so every fragment lands on the same backend). Packed in two
+/// words so that comparing and hashing keys is two operations each.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-#[repr(C)]
 pub struct FlowKey {
-    pub src: [u8; 4],
-    pub dst: [u8; 4],
-    pub sport: u16,
-    pub dport: u16,
-    pub proto: u8,
-    pub _pad: [u8; 3],
+    /// source address << 32 | destination address
+    addrs: u64,
+    /// source port << 32 | destination port << 16 | protocol
+    rest: u64,
 }
 
 impl FlowKey {
+    #[inline]
     pub fn new(proto: u8, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Self {
-        FlowKey { src, dst, sport, dport, proto, _pad: [0; 3] }
+        FlowKey {
+            addrs: ((u32::from_be_bytes(src) as u64) << 32) | u32::from_be_bytes(dst) as u64,
+            rest: ((sport as u64) << 32) | ((dport as u64) << 16) | proto as u64,
+        }
+    }
+
+    pub fn src(&self) -> [u8; 4] {
+        ((self.addrs >> 32) as u32).to_be_bytes()
+    }
+
+    pub fn dst(&self) -> [u8; 4] {
+        (self.addrs as u32).to_be_bytes()
+    }
+
+    pub fn sport(&self) -> u16 {
+        (self.rest >> 32) as u16
+    }
+
+    pub fn dport(&self) -> u16 {
+        (self.rest >> 16) as u16
+    }
+
+    pub fn proto(&self) -> u8 {
+        self.rest as u8
     }
 
     /// A 64-bit hash: the flow table's bucket index and Maglev's slot both come from it, so it
     /// must be the same on every worker (no per-process seed).
     #[inline]
     pub fn hash(&self) -> u64 {
-        let a = ((u32::from_be_bytes(self.src) as u64) << 32) | u32::from_be_bytes(self.dst) as u64;
-        let b = ((self.sport as u64) << 32) | ((self.dport as u64) << 16) | self.proto as u64;
-        mix64(a ^ mix64(b ^ 0x243f_6a88_85a3_08d3))
+        mix64(self.addrs ^ mix64(self.rest ^ 0x243f_6a88_85a3_08d3))
     }
 }
 
@@ -87,9 +107,10 @@ impl FlowTable {
         self.active.get(backend as usize).copied().unwrap_or(0)
     }
 
+    /// Read the key's home bucket so it is in cache by the time the packet is processed.
     #[inline]
-    pub fn home_ptr(&self, hash: u64) -> *const u8 {
-        self.table.home_ptr(hash)
+    pub fn touch(&self, hash: u64) -> u8 {
+        self.table.touch(hash)
     }
 
     #[inline]

@@ -50,11 +50,14 @@ pub fn poll_once<I: PacketIo>(
     now: Millis,
 ) -> usize {
     let mut n = 0;
+    let mut verdicts = [Verdict::ToControl; BURST];
     for port in 0..io.port_count() {
         io.rx_burst(port, rx);
-        n += rx.len();
-        for mut pkt in rx.drain(..) {
-            match worker.process(&mut pkt, port, now, &mut IoSink(io)) {
+        let got = rx.len();
+        n += got;
+        worker.process_burst(&mut rx[..], port, now, &mut verdicts[..got], &mut IoSink(io));
+        for (pkt, v) in rx.drain(..).zip(verdicts.iter()) {
+            match *v {
                 Verdict::Tx(p) => io.tx(p, pkt),
                 Verdict::ToControl => io.to_control(pkt),
                 Verdict::Drop(_) => drop(pkt),

@@ -4,9 +4,12 @@
 
 use std::sync::Arc;
 
+use arrayvec::ArrayVec;
+
 use crate::buf::{PacketBuf, PacketSink};
 use crate::counters::{Counters, DropReason};
 use crate::flow::{hash_addr, FlowKey, FlowTable};
+use crate::io::BURST;
 use crate::parse::{parse, Fragment, Frame, Parsed};
 use crate::rewrite::{self, EncapResult, IpipParams};
 use crate::sched::{self, WrrState};
@@ -147,6 +150,10 @@ impl Worker {
     }
 
     /// Run a burst; `verdicts[i]` tells what to do with `pkts[i]`.
+    ///
+    /// Two passes per `BURST` packets: the first parses every packet once, computes its flow
+    /// hash and touches its flow-table bucket, so the cache misses of a whole burst overlap
+    /// instead of stalling one packet at a time; the second forwards using those results.
     pub fn process_burst<B: PacketBuf, S: PacketSink<B>>(
         &mut self,
         pkts: &mut [B],
@@ -155,8 +162,26 @@ impl Worker {
         verdicts: &mut [Verdict],
         sink: &mut S,
     ) {
-        for (pkt, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
-            *v = self.process(pkt, in_port, now, sink);
+        let mut ahead: ArrayVec<(Result<Frame, DropReason>, u64), BURST> = ArrayVec::new();
+        for (pkts, verdicts) in pkts.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
+            ahead.clear();
+            for pkt in pkts.iter() {
+                let frame = parse(pkt.data());
+                let hash = match &frame {
+                    Ok(Frame::Ipv4(p)) => flow_key(p).hash(),
+                    _ => 0,
+                };
+                ahead.push((frame, hash));
+            }
+            // A tight loop of independent loads: all of the burst's bucket misses in flight.
+            let mut touched = 0u8;
+            for (_, hash) in ahead.iter() {
+                touched ^= self.st.flows.touch(*hash);
+            }
+            std::hint::black_box(touched);
+            for ((pkt, v), (frame, hash)) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(ahead.iter()) {
+                *v = self.run_parsed(pkt, *frame, *hash, in_port, now, sink);
+            }
         }
     }
 
@@ -169,10 +194,28 @@ impl Worker {
         now: Millis,
         sink: &mut S,
     ) -> Verdict {
+        let frame = parse(pkt.data());
+        let hash = match &frame {
+            Ok(Frame::Ipv4(p)) => flow_key(p).hash(),
+            _ => 0,
+        };
+        self.run_parsed(pkt, frame, hash, in_port, now, sink)
+    }
+
+    #[inline]
+    fn run_parsed<B: PacketBuf, S: PacketSink<B>>(
+        &mut self,
+        pkt: &mut B,
+        frame: Result<Frame, DropReason>,
+        hash: u64,
+        in_port: u16,
+        now: Millis,
+        sink: &mut S,
+    ) -> Verdict {
         let snap = &*self.snap;
         let st = &mut self.st;
         st.counters.rx_packets += 1;
-        let v = classify(snap, st, pkt, in_port, now, sink);
+        let v = classify(snap, st, pkt, frame, hash, in_port, now, sink);
         match v {
             Verdict::Tx(_) => st.counters.forwarded += 1,
             Verdict::ToControl => st.counters.to_control += 1,
@@ -182,37 +225,51 @@ impl Worker {
     }
 }
 
+/// The flow a client→VIP packet belongs to: its 5-tuple, or its addresses only when it is a
+/// fragment (later fragments carry no ports; all of a datagram must hash alike).
+#[inline]
+fn flow_key(p: &Parsed) -> FlowKey {
+    if p.fragment == Fragment::Whole {
+        FlowKey::new(p.proto, p.src, p.dst, p.sport, p.dport)
+    } else {
+        FlowKey::new(p.proto, p.src, p.dst, 0, 0)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 #[inline]
 fn classify<B: PacketBuf, S: PacketSink<B>>(
     snap: &Snapshot,
     st: &mut State,
     pkt: &mut B,
+    frame: Result<Frame, DropReason>,
+    hash: u64,
     in_port: u16,
     now: Millis,
     sink: &mut S,
 ) -> Verdict {
-    let p = match parse(pkt.data()) {
+    let p = match frame {
         Ok(Frame::Ipv4(p)) => p,
         Ok(Frame::Arp) => return Verdict::ToControl,
         Err(r) => return Verdict::Drop(r),
     };
+    // The common case first: TCP/UDP to a service, found in one lookup.
+    if p.proto == ipv4::PROTO_TCP || p.proto == ipv4::PROTO_UDP {
+        let svc = if p.fragment == Fragment::Later {
+            snap.fragment_service(p.dst, p.proto)
+        } else {
+            snap.find_service(p.dst, p.proto, p.dport)
+        };
+        if let Some(svc) = svc {
+            return forward_service(snap, st, pkt, &p, hash, svc, in_port, now, sink);
+        }
+    }
     if snap.is_vip(p.dst) {
         return match p.proto {
-            ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
-                let svc = if p.fragment == Fragment::Later {
-                    match snap.fragment_service(p.dst, p.proto) {
-                        Some(s) => s,
-                        None => return Verdict::Drop(DropReason::FragmentWithoutService),
-                    }
-                } else {
-                    match snap.find_service(p.dst, p.proto, p.dport) {
-                        Some(s) => s,
-                        None => return Verdict::Drop(DropReason::NoService),
-                    }
-                };
-                forward_service(snap, st, pkt, &p, svc, in_port, now, sink)
-            }
             ipv4::PROTO_ICMP => icmp_to_vip(snap, st, pkt, &p, in_port, now, sink),
+            ipv4::PROTO_TCP | ipv4::PROTO_UDP if p.fragment == Fragment::Later => {
+                Verdict::Drop(DropReason::FragmentWithoutService)
+            }
             _ => Verdict::Drop(DropReason::NoService),
         };
     }
@@ -234,18 +291,14 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
     st: &mut State,
     pkt: &mut B,
     p: &Parsed,
+    hash: u64,
     svc: usize,
     in_port: u16,
     now: Millis,
     sink: &mut S,
 ) -> Verdict {
     let s = &snap.services[svc];
-    let key = if p.fragment == Fragment::Whole {
-        FlowKey::new(p.proto, p.src, p.dst, p.sport, p.dport)
-    } else {
-        FlowKey::new(p.proto, p.src, p.dst, 0, 0)
-    };
-    let hash = key.hash();
+    let key = flow_key(p);
     let closing = p.proto == ipv4::PROTO_TCP && p.tcp_flags & (l4::TCP_FIN | l4::TCP_RST) != 0;
     let idle = if p.proto == ipv4::PROTO_TCP { s.tcp_idle_ms } else { s.udp_idle_ms };
 
@@ -341,13 +394,9 @@ fn send_to_backend<B: PacketBuf, S: PacketSink<B>>(
     sink: &mut S,
 ) -> Verdict {
     let s = &snap.services[svc];
-    let Some(b) = snap.backend_of(svc, backend) else {
+    let Some(f) = snap.forward(svc, backend) else {
         return Verdict::Drop(DropReason::NoHealthyBackend);
     };
-    let Some(mac) = b.next_hop_mac else {
-        return Verdict::Drop(DropReason::NoHealthyBackend);
-    };
-    let port = &snap.ports[b.port as usize];
     let len = pkt.data().len() as u64;
     let sc = &mut st.counters.services[s.id as usize];
     sc.packets += 1;
@@ -357,30 +406,29 @@ fn send_to_backend<B: PacketBuf, S: PacketSink<B>>(
     bc.bytes += len;
     match s.mode {
         ForwardMode::L2 => {
-            rewrite::rewrite_l2(pkt.data_mut(), mac, port.mac);
-            Verdict::Tx(b.port)
+            rewrite::rewrite_l2(pkt.data_mut(), f.next_hop, f.port_mac);
+            Verdict::Tx(f.port)
         }
         ForwardMode::Dscp(code) => {
-            rewrite::rewrite_dscp(pkt.data_mut(), p, code, b.real_ip.octets(), mac, port.mac);
-            Verdict::Tx(b.port)
+            rewrite::rewrite_dscp(pkt.data_mut(), p, code, f.real_ip, f.next_hop, f.port_mac);
+            Verdict::Tx(f.port)
         }
         ForwardMode::Ipip => {
             st.ip_id = st.ip_id.wrapping_add(1);
-            let outer_src = port.addrs.first().map(|a| a.octets()).unwrap_or(p.dst);
             let prm = IpipParams {
-                outer_src,
-                real_ip: b.real_ip.octets(),
-                next_hop: mac,
-                port_mac: port.mac,
-                mtu: port.mtu as usize,
+                outer_src: f.outer_src,
+                real_ip: f.real_ip,
+                next_hop: f.next_hop,
+                port_mac: f.port_mac,
+                mtu: f.mtu as usize,
                 ident: st.ip_id,
-                egress_port: b.port,
+                egress_port: f.port,
             };
             match rewrite::encap_ipip(pkt, p, &prm, sink) {
-                EncapResult::Done => Verdict::Tx(b.port),
+                EncapResult::Done => Verdict::Tx(f.port),
                 EncapResult::Fragmented(n) => {
                     st.counters.outer_fragments += n as u64;
-                    Verdict::Tx(b.port)
+                    Verdict::Tx(f.port)
                 }
                 EncapResult::NoBuffer => Verdict::Drop(DropReason::NoBuffer),
                 EncapResult::TooBig { mtu } => {

@@ -104,6 +104,25 @@ pub struct ServiceInfo {
     pub maglev_size: u32,
 }
 
+/// What the hot path needs to send to one backend, precomputed so one lookup by backend id
+/// answers "may this flow stay?", "may a new flow come?" and "how do I rewrite?".
+#[derive(Debug, Clone, Copy)]
+pub struct Forward {
+    /// Position of the backend's service in `services`.
+    pub service: u16,
+    pub port: u16,
+    /// Existing flows may stay (up or draining, MAC known).
+    pub keeps_flows: bool,
+    /// New flows may come (up, MAC known, weight > 0).
+    pub takes_new: bool,
+    pub next_hop: Mac,
+    pub port_mac: Mac,
+    pub real_ip: [u8; 4],
+    /// IPIP outer source: the LB's first address on the egress port.
+    pub outer_src: [u8; 4],
+    pub mtu: u16,
+}
+
 /// Everything a worker needs, immutable once built.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -115,6 +134,8 @@ pub struct Snapshot {
     pub(crate) eligible: Vec<Vec<(u32, u32)>>,
     /// Backend id → (service position, index in its service's backends).
     backend_at: Vec<Option<(u16, u16)>>,
+    /// Backend id → how to forward to it (`None` for ids not in this configuration).
+    forward: Vec<Option<Forward>>,
     services_by_key: U64Map,
     /// (VIP, protocol) → service position, where a later fragment can only belong to one.
     fragment_owner: U64Map,
@@ -227,11 +248,30 @@ impl Snapshot {
             }
         }
         let client_port = ports.iter().position(|p| p.role == PortRole::Client).map(|p| p as u16);
+        let mut forward = vec![None; backend_at.len()];
+        for (pos, s) in services.iter().enumerate() {
+            for b in &s.backends {
+                let port = &ports[b.port as usize];
+                let known = b.next_hop_mac.is_some();
+                forward[b.id as usize] = Some(Forward {
+                    service: pos as u16,
+                    port: b.port,
+                    keeps_flows: known && b.state != BackendState::Down,
+                    takes_new: known && b.state == BackendState::Up && b.weight > 0,
+                    next_hop: b.next_hop_mac.unwrap_or([0; 6]),
+                    port_mac: port.mac,
+                    real_ip: b.real_ip.octets(),
+                    outer_src: port.addrs.first().map(|a| a.octets()).unwrap_or(s.vip.octets()),
+                    mtu: port.mtu,
+                });
+            }
+        }
         Ok(Snapshot {
             epoch,
             maglev,
             eligible,
             backend_at,
+            forward,
             services_by_key: U64Map::build(&keys),
             fragment_owner: U64Map::build(&frag_pairs),
             vips: U64Map::build(&vip_pairs),
@@ -293,16 +333,25 @@ impl Snapshot {
         self.services[s as usize].backends.get(i as usize)
     }
 
+    /// How to forward to backend `id` if it belongs to service position `svc`.
+    #[inline]
+    pub fn forward(&self, svc: usize, id: u32) -> Option<&Forward> {
+        match self.forward.get(id as usize) {
+            Some(Some(f)) if f.service as usize == svc => Some(f),
+            _ => None,
+        }
+    }
+
     /// Whether an existing flow may stay on backend `id` of service `svc` (draining may).
     #[inline]
     pub fn keeps_flows(&self, svc: usize, id: u32) -> bool {
-        matches!(self.backend_of(svc, id), Some(b) if b.state != BackendState::Down && b.next_hop_mac.is_some())
+        matches!(self.forward(svc, id), Some(f) if f.keeps_flows)
     }
 
     /// Whether backend `id` of `svc` may take a new flow.
     #[inline]
     pub fn takes_new(&self, svc: usize, id: u32) -> bool {
-        self.eligible[svc].iter().any(|(b, _)| *b == id)
+        matches!(self.forward(svc, id), Some(f) if f.takes_new)
     }
 
     pub fn maglev(&self, svc: usize) -> &MaglevTable {

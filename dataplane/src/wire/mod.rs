@@ -23,17 +23,26 @@ pub enum WireError {
     BadTotalLength,
 }
 
+// Each helper reads a fixed-size array in one bounds check and one load; callers have checked
+// the length already (`new_checked`), so the check never fails and the compiler often drops it.
 #[inline]
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    u16::from_be_bytes(fixed(b, at))
 }
 
 #[inline]
 pub(crate) fn ip4(b: &[u8], at: usize) -> [u8; 4] {
-    [b[at], b[at + 1], b[at + 2], b[at + 3]]
+    fixed(b, at)
 }
 
 #[inline]
 pub(crate) fn mac(b: &[u8], at: usize) -> [u8; 6] {
-    [b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]]
+    fixed(b, at)
+}
+
+#[inline]
+fn fixed<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&b[at..at + N]);
+    out
 }
