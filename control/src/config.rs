@@ -30,6 +30,10 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     #[serde(default)]
     pub arp: ArpConfig,
+    /// Workers sleep this long (µs) when a poll finds nothing. 0 (default): busy-poll, as an
+    /// appliance should; a few µs spares the CPU on shared test machines.
+    #[serde(default)]
+    pub worker_idle_sleep_us: u64,
     pub services: Vec<ServiceConfig>,
 }
 

@@ -15,7 +15,7 @@ mod port;
 
 pub use eal::{Eal, LcoreJoin};
 pub use error::{DpdkError, Result};
-pub use mbuf::{Burst, Mbuf, MAX_BURST};
+pub use mbuf::{Burst, Drain, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
 pub use port::{LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue};
 

@@ -250,11 +250,11 @@ impl Burst {
         NonNull::new(self.ptrs[self.len]).map(Mbuf)
     }
 
-    /// Take every packet out, in order, leaving the burst empty.
-    pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+    /// Take every packet out, in order, leaving the burst empty. Packets the caller does not
+    /// take from the iterator are freed when it is dropped.
+    pub fn drain(&mut self) -> Drain<'_> {
         let n = std::mem::replace(&mut self.len, 0);
-        // Each pointer was valid and owned; taking them by value transfers ownership once.
-        self.ptrs[..n].iter().filter_map(|&p| NonNull::new(p).map(Mbuf))
+        Drain { ptrs: &self.ptrs[..n], next: 0 }
     }
 
     /// Free every packet.
@@ -295,6 +295,31 @@ impl Burst {
         }
         self.grow(n);
         Ok(())
+    }
+}
+
+/// The packets of a burst, by value, in order.
+pub struct Drain<'a> {
+    ptrs: &'a [*mut ffi::rte_mbuf],
+    next: usize,
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Mbuf;
+
+    fn next(&mut self) -> Option<Mbuf> {
+        let p = *self.ptrs.get(self.next)?;
+        self.next += 1;
+        // Each pointer was a valid owned mbuf; it is handed out exactly once.
+        NonNull::new(p).map(Mbuf)
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        for m in self.by_ref() {
+            drop(m);
+        }
     }
 }
 

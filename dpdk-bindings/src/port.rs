@@ -347,7 +347,14 @@ impl RxQueue {
     /// Receive into the free space of `burst`; returns how many packets arrived.
     #[inline]
     pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
+        self.rx_burst_max(burst, crate::MAX_BURST)
+    }
+
+    /// Receive at most `max` packets into the free space of `burst`.
+    #[inline]
+    pub fn rx_burst_max(&mut self, burst: &mut Burst, max: usize) -> usize {
         let (spare, room) = burst.spare();
+        let room = room.min(max);
         if room == 0 {
             return 0;
         }

@@ -1,0 +1,125 @@
+//! Prometheus metrics over HTTP (bound to 127.0.0.1 by default), encoded with the
+//! `prometheus-client` crate from the latest view.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::view::View;
+
+type Labels = Vec<(String, String)>;
+
+pub fn serve(addr: SocketAddr, view: Arc<Mutex<View>>) -> Result<(), String> {
+    let server = tiny_http::Server::http(addr).map_err(|e| e.to_string())?;
+    std::thread::Builder::new()
+        .name("dsrlb-metrics".into())
+        .spawn(move || {
+            for req in server.incoming_requests() {
+                let body = if req.url() == "/metrics" {
+                    let v = view.lock().map(|v| v.clone()).unwrap_or_default();
+                    render(&v)
+                } else {
+                    "dsrlb: metrics at /metrics\n".to_string()
+                };
+                let header =
+                    tiny_http::Header::from_bytes("Content-Type", "text/plain; version=0.0.4").unwrap();
+                let _ = req.respond(tiny_http::Response::from_string(body).with_header(header));
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn counter(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
+    let f = Family::<Labels, Counter>::default();
+    reg.register(name, help, f.clone());
+    f
+}
+
+fn gauge(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
+    let f = Family::<Labels, Gauge>::default();
+    reg.register(name, help, f.clone());
+    f
+}
+
+fn l(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// The text exposition of a view.
+pub fn render(v: &View) -> String {
+    let mut reg = Registry::with_prefix("dsrlb");
+    let port_pkts = counter(&mut reg, "port_packets", "Packets per port and direction (DPDK counters)");
+    let port_bytes = counter(&mut reg, "port_bytes", "Bytes per port and direction (DPDK counters)");
+    let port_err =
+        counter(&mut reg, "port_errors", "Missed, errored and no-mbuf packets per port (DPDK counters)");
+    for p in &v.status.ports {
+        let i = p.index.to_string();
+        port_pkts.get_or_create(&l(&[("port", &i), ("dir", "rx")])).inc_by(p.rx_packets);
+        port_pkts.get_or_create(&l(&[("port", &i), ("dir", "tx")])).inc_by(p.tx_packets);
+        port_bytes.get_or_create(&l(&[("port", &i), ("dir", "rx")])).inc_by(p.rx_bytes);
+        port_bytes.get_or_create(&l(&[("port", &i), ("dir", "tx")])).inc_by(p.tx_bytes);
+        port_err.get_or_create(&l(&[("port", &i), ("kind", "rx_missed")])).inc_by(p.rx_missed);
+        port_err.get_or_create(&l(&[("port", &i), ("kind", "rx_errors")])).inc_by(p.rx_errors);
+        port_err.get_or_create(&l(&[("port", &i), ("kind", "tx_errors")])).inc_by(p.tx_errors);
+        port_err.get_or_create(&l(&[("port", &i), ("kind", "rx_no_mbuf")])).inc_by(p.rx_no_mbuf);
+    }
+    let sp = counter(&mut reg, "service_packets", "Packets forwarded per service");
+    let sb = counter(&mut reg, "service_bytes", "Bytes forwarded per service");
+    let sn = counter(&mut reg, "service_new_flows", "New flows per service");
+    let sa = gauge(&mut reg, "service_active_flows", "Active flows per service");
+    let su = gauge(&mut reg, "service_backends_up", "Backends taking new flows per service");
+    for s in &v.services {
+        let lab = l(&[("service", &s.name), ("mode", &s.mode)]);
+        sp.get_or_create(&lab).inc_by(s.packets);
+        sb.get_or_create(&lab).inc_by(s.bytes);
+        sn.get_or_create(&lab).inc_by(s.new_flows);
+        sa.get_or_create(&lab).set(s.active_flows as i64);
+        su.get_or_create(&lab).set(s.backends_up as i64);
+    }
+    let bp = counter(&mut reg, "backend_packets", "Packets forwarded per backend");
+    let bb = counter(&mut reg, "backend_bytes", "Bytes forwarded per backend");
+    let bn = counter(&mut reg, "backend_new_flows", "New flows per backend");
+    let ba = gauge(&mut reg, "backend_active_flows", "Active flows per backend");
+    let bu =
+        gauge(&mut reg, "backend_up", "1 if the backend takes new flows (healthy, MAC known, not drained)");
+    let bh = gauge(&mut reg, "backend_health_passing", "1 if the backend's health checks pass");
+    let bl = gauge(&mut reg, "backend_probe_latency_microseconds", "Latency of the last successful probe");
+    for b in &v.backends {
+        let lab = l(&[("service", &b.service), ("backend", &b.ip)]);
+        bp.get_or_create(&lab).inc_by(b.packets);
+        bb.get_or_create(&lab).inc_by(b.bytes);
+        bn.get_or_create(&lab).inc_by(b.new_flows);
+        ba.get_or_create(&lab).set(b.active_flows as i64);
+        bu.get_or_create(&lab).set((b.state == "up") as i64);
+        bh.get_or_create(&lab).set((b.health != "failing") as i64);
+        if let Some(ms) = b.last_probe_ms {
+            bl.get_or_create(&lab).set((ms * 1000.0) as i64);
+        }
+    }
+    let drops = counter(&mut reg, "drops", "Packets dropped by the dataplane, by reason");
+    for (k, n) in &v.stats.drops {
+        drops.get_or_create(&l(&[("reason", k)])).inc_by(*n);
+    }
+    let dp = counter(&mut reg, "dataplane_packets", "Packets by what the dataplane did with them");
+    dp.get_or_create(&l(&[("verdict", "received")])).inc_by(v.stats.rx_packets);
+    dp.get_or_create(&l(&[("verdict", "forwarded")])).inc_by(v.stats.forwarded);
+    dp.get_or_create(&l(&[("verdict", "to_control")])).inc_by(v.stats.to_control);
+    let ft =
+        gauge(&mut reg, "flow_table_entries", "Flow-table entries in use and capacity, summed over workers");
+    ft.get_or_create(&l(&[("kind", "used")])).set(v.stats.flows as i64);
+    ft.get_or_create(&l(&[("kind", "capacity")])).set(v.stats.flow_capacity as i64);
+    let ev = counter(&mut reg, "flow_table_events", "Flow-table events");
+    ev.get_or_create(&l(&[("event", "stateless_fallback")])).inc_by(v.stats.stateless_fallbacks);
+    ev.get_or_create(&l(&[("event", "reclaimed_on_insert")])).inc_by(v.stats.reclaimed_on_insert);
+    ev.get_or_create(&l(&[("event", "expired_by_sweep")])).inc_by(v.stats.expired_by_sweep);
+    ev.get_or_create(&l(&[("event", "rescheduled")])).inc_by(v.stats.rescheduled);
+    let mut out = String::new();
+    let _ = encode(&mut out, &reg);
+    out
+}

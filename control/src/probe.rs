@@ -1,0 +1,471 @@
+//! Health checks that follow the DSR path. Probes leave through the dataplane ports exactly as
+//! client traffic does in the service's mode, and a reply counts only when it comes back from
+//! the VIP — which proves the server's DSR set-up (VIP on lo, decapsulation, DSCP rule):
+//!
+//! - `l2`: to the VIP, with the server's MAC;
+//! - `ipip`: inner destination the VIP, encapsulated to the server's real IP;
+//! - `dscp`: to the real IP, DSCP-marked; the server rewrites it to the VIP and answers from
+//!   the VIP (the seed: "source/destination on the LB do not match").
+//!
+//! TCP and HTTP checks use smoltcp as the userspace TCP client. smoltcp lives in a private
+//! address space: it is 100.64.0.1 and each backend is a virtual address of its own; the
+//! adapter here rewrites packets between that space and the wire (LB address ↔ VIP/real IP).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+use crate::config::{Check, Mode};
+use crate::frames;
+use crate::neigh::Mac;
+
+const LOCAL: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 1);
+const VIRTUAL_BASE: u32 = 0x6440_0002; // 100.64.0.2
+const FIRST_PORT: u16 = 33000;
+const LAST_PORT: u16 = 60999;
+
+/// Everything needed to send a probe to one backend along its service's DSR path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub backend: u32,
+    pub mode: Mode,
+    pub check: Check,
+    pub vip: Ipv4Addr,
+    pub real_ip: Ipv4Addr,
+    /// Port probed (TCP/HTTP).
+    pub port: u16,
+    /// Egress port, its MAC and the LB's address there (the probe's source).
+    pub egress: u16,
+    pub port_mac: Mac,
+    pub lb_ip: Ipv4Addr,
+    /// The server's MAC (on-link) or the gateway's; `None`: unresolved, the probe fails.
+    pub next_hop_mac: Option<Mac>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok(Duration),
+    Fail(String),
+}
+
+/// What the control core must send: (port, frame).
+pub type Out = Vec<(u16, Vec<u8>)>;
+
+struct Inflight {
+    target: Target,
+    started: Instant,
+    kind: Kind,
+}
+
+enum Kind {
+    Icmp { ident: u16 },
+    Tcp { handle: SocketHandle, local_port: u16, request_sent: bool, response: Vec<u8> },
+}
+
+/// smoltcp's device: IP packets in the private space, queued both ways.
+#[derive(Default)]
+struct VirtualDevice {
+    rx: std::collections::VecDeque<Vec<u8>>,
+    tx: Vec<Vec<u8>>,
+}
+
+struct RxTok(Vec<u8>);
+struct TxTok<'a>(&'a mut Vec<Vec<u8>>);
+
+impl smoltcp::phy::RxToken for RxTok {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl smoltcp::phy::TxToken for TxTok<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut b = vec![0u8; len];
+        let r = f(&mut b);
+        self.0.push(b);
+        r
+    }
+}
+
+impl Device for VirtualDevice {
+    type RxToken<'a> = RxTok;
+    type TxToken<'a> = TxTok<'a>;
+
+    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(RxTok, TxTok<'_>)> {
+        let p = self.rx.pop_front()?;
+        Some((RxTok(p), TxTok(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<TxTok<'_>> {
+        Some(TxTok(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ip;
+        c.max_transmission_unit = 1500;
+        c
+    }
+}
+
+pub struct Prober {
+    iface: Interface,
+    device: VirtualDevice,
+    sockets: SocketSet<'static>,
+    inflight: HashMap<u32, Inflight>,
+    by_local_port: HashMap<u16, u32>,
+    by_icmp_ident: HashMap<u16, u32>,
+    next_port: u16,
+    next_ident: u16,
+    ip_ident: u16,
+    clock: Instant,
+    /// Probes that ended inside `on_packet`, reported by the next `poll`.
+    done: Vec<(u32, Outcome)>,
+    last_targets: HashMap<u32, Target>,
+}
+
+fn virtual_addr(backend: u32) -> Ipv4Addr {
+    Ipv4Addr::from(VIRTUAL_BASE + backend)
+}
+
+fn backend_of_virtual(a: Ipv4Addr) -> Option<u32> {
+    u32::from(a).checked_sub(VIRTUAL_BASE)
+}
+
+impl Prober {
+    pub fn new(now: Instant) -> Prober {
+        let mut device = VirtualDevice::default();
+        let mut iface = Interface::new(
+            IfaceConfig::new(HardwareAddress::Ip),
+            &mut device,
+            smoltcp::time::Instant::from_millis(0),
+        );
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(LOCAL), 10));
+        });
+        Prober {
+            iface,
+            device,
+            sockets: SocketSet::new(vec![]),
+            inflight: HashMap::new(),
+            by_local_port: HashMap::new(),
+            by_icmp_ident: HashMap::new(),
+            next_port: FIRST_PORT,
+            next_ident: 1,
+            ip_ident: 1,
+            clock: now,
+            done: Vec::new(),
+            last_targets: HashMap::new(),
+        }
+    }
+
+    fn smol_now(&self, now: Instant) -> smoltcp::time::Instant {
+        smoltcp::time::Instant::from_micros(now.saturating_duration_since(self.clock).as_micros() as i64)
+    }
+
+    pub fn in_flight(&self, backend: u32) -> bool {
+        self.inflight.contains_key(&backend)
+    }
+
+    /// Start a probe of `t`. Returns an immediate failure if it cannot even be sent.
+    pub fn start(&mut self, t: Target, now: Instant, out: &mut Out) -> Option<Outcome> {
+        if self.inflight.contains_key(&t.backend) {
+            return None;
+        }
+        if t.next_hop_mac.is_none() {
+            return Some(Outcome::Fail("MAC of the next hop unresolved".into()));
+        }
+        match t.check {
+            Check::Icmp => {
+                let ident = self.alloc_ident();
+                self.by_icmp_ident.insert(ident, t.backend);
+                let mut icmp = vec![8, 0, 0, 0];
+                icmp.extend_from_slice(&ident.to_be_bytes());
+                icmp.extend_from_slice(&1u16.to_be_bytes());
+                icmp.extend_from_slice(b"dsrlb health probe......");
+                let mut ip = vec![0u8; 20];
+                dataplane::wire::ipv4::write_header(
+                    &mut ip,
+                    0,
+                    0,
+                    0,
+                    0,
+                    64,
+                    1,
+                    t.lb_ip.octets(),
+                    t.vip.octets(),
+                );
+                ip.extend_from_slice(&icmp);
+                let frame = self.onto_wire(&t, ip);
+                out.push((t.egress, frame));
+                self.inflight
+                    .insert(t.backend, Inflight { target: t, started: now, kind: Kind::Icmp { ident } });
+            }
+            Check::Tcp | Check::Http { .. } => {
+                let local_port = self.alloc_port();
+                let mut s = tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0; 4096]),
+                    tcp::SocketBuffer::new(vec![0; 1024]),
+                );
+                s.set_timeout(Some(smoltcp::time::Duration::from_micros(t.timeout.as_micros() as u64)));
+                let remote = (IpAddress::Ipv4(virtual_addr(t.backend)), t.port);
+                if let Err(e) = s.connect(self.iface.context(), remote, local_port) {
+                    return Some(Outcome::Fail(format!("connect: {e}")));
+                }
+                let handle = self.sockets.add(s);
+                self.by_local_port.insert(local_port, t.backend);
+                self.inflight.insert(
+                    t.backend,
+                    Inflight {
+                        target: t,
+                        started: now,
+                        kind: Kind::Tcp { handle, local_port, request_sent: false, response: Vec::new() },
+                    },
+                );
+            }
+        }
+        None
+    }
+
+    fn alloc_port(&mut self) -> u16 {
+        loop {
+            let p = self.next_port;
+            self.next_port = if p >= LAST_PORT { FIRST_PORT } else { p + 1 };
+            if !self.by_local_port.contains_key(&p) {
+                return p;
+            }
+        }
+    }
+
+    fn alloc_ident(&mut self) -> u16 {
+        loop {
+            let i = self.next_ident;
+            self.next_ident = self.next_ident.wrapping_add(1).max(1);
+            if !self.by_icmp_ident.contains_key(&i) {
+                return i;
+            }
+        }
+    }
+
+    /// Rewrite an IP packet (already in wire addresses: LB → VIP) for the target's DSR mode
+    /// and put it in an Ethernet frame to the next hop.
+    fn onto_wire(&mut self, t: &Target, mut ip: Vec<u8>) -> Vec<u8> {
+        let mac = t.next_hop_mac.unwrap_or([0; 6]);
+        let packet = match t.mode {
+            Mode::L2 => {
+                frames::fix_ipv4(&mut ip);
+                ip
+            }
+            Mode::Ipip => {
+                frames::fix_ipv4(&mut ip);
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                frames::ipip(&ip, t.lb_ip, t.real_ip, self.ip_ident)
+            }
+            Mode::Dscp(code) => {
+                ip[1] = (code << 2) | (ip[1] & 3);
+                ip[16..20].copy_from_slice(&t.real_ip.octets());
+                frames::fix_ipv4(&mut ip);
+                ip
+            }
+        };
+        frames::ethernet(mac, t.port_mac, 0x0800, &packet)
+    }
+
+    /// A packet addressed to an LB address arrived (punted by a worker). Returns whether it was
+    /// a probe reply. Replies count only from the VIP of the probed service.
+    pub fn on_packet(&mut self, ip: &[u8], now: Instant) -> bool {
+        let Ok(h) = dataplane::wire::Ipv4Header::new_checked(ip) else { return false };
+        let payload = h.payload();
+        let src = Ipv4Addr::from(h.src());
+        match h.protocol() {
+            1 if payload.len() >= 8 && payload[0] == 0 => {
+                let ident = u16::from_be_bytes([payload[4], payload[5]]);
+                let Some(&b) = self.by_icmp_ident.get(&ident) else { return false };
+                let Some(f) = self.inflight.get(&b) else { return false };
+                if src != f.target.vip {
+                    return true; // a reply, but not from the VIP: the DSR set-up is not proven
+                }
+                let rtt = now.duration_since(f.started);
+                self.finish_icmp(b, ident);
+                self.done.push((b, Outcome::Ok(rtt)));
+                true
+            }
+            6 if payload.len() >= 20 => {
+                let dport = u16::from_be_bytes([payload[2], payload[3]]);
+                let Some(&b) = self.by_local_port.get(&dport) else { return false };
+                let Some(f) = self.inflight.get(&b) else { return false };
+                if src != f.target.vip {
+                    return true;
+                }
+                // Into smoltcp's space: from the backend's virtual address to 100.64.0.1.
+                let mut p = ip[..h.total_len()].to_vec();
+                p[1] &= 0x03; // DSCP marks are the wire's business, not smoltcp's
+                p[12..16].copy_from_slice(&virtual_addr(b).octets());
+                p[16..20].copy_from_slice(&LOCAL.octets());
+                frames::fix_ipv4(&mut p);
+                self.device.rx.push_back(p);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn finish_icmp(&mut self, b: u32, ident: u16) {
+        self.by_icmp_ident.remove(&ident);
+        self.inflight.remove(&b);
+    }
+
+    /// Drive the TCP client and time out probes; frames to send go to `out`, finished probes
+    /// are returned.
+    pub fn poll(&mut self, now: Instant, out: &mut Out) -> Vec<(u32, Outcome)> {
+        let ts = self.smol_now(now);
+        self.iface.poll(ts, &mut self.device, &mut self.sockets);
+        let mut finished: Vec<(u32, Outcome)> = std::mem::take(&mut self.done);
+        for (&b, f) in self.inflight.iter_mut() {
+            let elapsed = now.duration_since(f.started);
+            match &mut f.kind {
+                Kind::Icmp { .. } => {
+                    if elapsed >= f.target.timeout {
+                        finished.push((b, Outcome::Fail("timeout (no echo reply from the VIP)".into())));
+                    }
+                }
+                Kind::Tcp { handle, request_sent, response, .. } => {
+                    let s = self.sockets.get_mut::<tcp::Socket>(*handle);
+                    let verdict = match &f.target.check {
+                        Check::Tcp if s.state() == tcp::State::Established => Some(Outcome::Ok(elapsed)),
+                        Check::Http { path, status } => {
+                            if s.may_send() && !*request_sent {
+                                let req = format!(
+                                    "GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: dsrlb-health\r\nConnection: close\r\n\r\n",
+                                    f.target.vip
+                                );
+                                *request_sent =
+                                    s.send_slice(req.as_bytes()).map(|n| n == req.len()).unwrap_or(false);
+                            }
+                            if s.can_recv() {
+                                let mut buf = [0u8; 512];
+                                if let Ok(n) = s.recv_slice(&mut buf) {
+                                    response.extend_from_slice(&buf[..n]);
+                                }
+                            }
+                            http_verdict(
+                                response,
+                                *status,
+                                elapsed,
+                                s.may_recv() || s.state() == tcp::State::SynSent,
+                            )
+                        }
+                        _ => None,
+                    };
+                    let verdict = verdict.or_else(|| {
+                        if elapsed >= f.target.timeout {
+                            Some(Outcome::Fail(format!("timeout in TCP state {}", s.state())))
+                        } else if s.state() == tcp::State::Closed && elapsed > Duration::ZERO {
+                            Some(Outcome::Fail("connection refused or reset".into()))
+                        } else {
+                            None
+                        }
+                    });
+                    if let Some(v) = verdict {
+                        s.abort();
+                        finished.push((b, v));
+                    }
+                }
+            }
+        }
+        // Let aborted sockets send their RST, then forget them.
+        self.iface.poll(ts, &mut self.device, &mut self.sockets);
+        for (b, _) in &finished {
+            if let Some(f) = self.inflight.remove(b) {
+                match f.kind {
+                    Kind::Tcp { handle, local_port, .. } => {
+                        self.sockets.remove(handle);
+                        self.by_local_port.remove(&local_port);
+                    }
+                    Kind::Icmp { ident } => {
+                        self.by_icmp_ident.remove(&ident);
+                    }
+                }
+            }
+        }
+        self.flush(out);
+        finished
+    }
+
+    /// smoltcp's output, from the private space onto the wire.
+    fn flush(&mut self, out: &mut Out) {
+        for mut p in std::mem::take(&mut self.device.tx) {
+            if p.len() < 20 {
+                continue;
+            }
+            let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+            let Some(b) = backend_of_virtual(dst) else { continue };
+            let Some(t) = self
+                .inflight
+                .get(&b)
+                .map(|f| f.target.clone())
+                .or_else(|| self.last_targets.get(&b).cloned())
+            else {
+                continue;
+            };
+            p[12..16].copy_from_slice(&t.lb_ip.octets());
+            p[16..20].copy_from_slice(&t.vip.octets());
+            let frame = self.onto_wire(&t, p);
+            out.push((t.egress, frame));
+        }
+    }
+
+    /// Remember targets so segments sent after a probe ended (its RST) still find the path.
+    pub fn remember(&mut self, t: &Target) {
+        self.last_targets.insert(t.backend, t.clone());
+    }
+}
+
+/// The verdict of an HTTP probe from what has arrived so far.
+fn http_verdict(response: &[u8], want: u16, elapsed: Duration, open: bool) -> Option<Outcome> {
+    if let Some(end) = response.windows(2).position(|w| w == b"\r\n") {
+        let line = String::from_utf8_lossy(&response[..end]);
+        let mut parts = line.split_whitespace();
+        let code = parts.nth(1).and_then(|c| c.parse::<u16>().ok());
+        return Some(match (line.starts_with("HTTP/"), code) {
+            (true, Some(c)) if c == want => Outcome::Ok(elapsed),
+            (true, Some(c)) => Outcome::Fail(format!("HTTP status {c}, expected {want}")),
+            _ => Outcome::Fail(format!("not an HTTP response: {line:?}")),
+        });
+    }
+    if !open && !response.is_empty() {
+        return Some(Outcome::Fail("connection closed before the status line".into()));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_status_lines() {
+        let d = Duration::from_millis(3);
+        assert_eq!(http_verdict(b"HTTP/1.1 200 OK\r\n", 200, d, true), Some(Outcome::Ok(d)));
+        assert!(
+            matches!(http_verdict(b"HTTP/1.0 404 Not Found\r\n", 200, d, true), Some(Outcome::Fail(m)) if m.contains("404"))
+        );
+        assert_eq!(http_verdict(b"HTTP/1.1 20", 200, d, true), None);
+        assert!(matches!(http_verdict(b"SSH-2.0\r\n", 200, d, true), Some(Outcome::Fail(_))));
+        assert!(matches!(http_verdict(b"HTTP/1.1 2", 200, d, false), Some(Outcome::Fail(_))));
+    }
+
+    #[test]
+    fn virtual_addresses_round_trip() {
+        for b in [0u32, 1, 4000] {
+            assert_eq!(backend_of_virtual(virtual_addr(b)), Some(b));
+        }
+        assert_eq!(backend_of_virtual(LOCAL), None);
+    }
+}

@@ -1,0 +1,125 @@
+//! What `dsrlb ctl` and the metrics endpoint show: a plain, serialisable picture of the running
+//! appliance that the control core rebuilds every second and after every change.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct View {
+    pub status: Status,
+    pub services: Vec<ServiceRow>,
+    pub backends: Vec<BackendRow>,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub config: String,
+    pub uptime_s: u64,
+    pub workers: usize,
+    pub epoch: u64,
+    /// Epoch each worker runs (all equal once a change has reached every worker).
+    pub worker_epochs: Vec<u64>,
+    pub reloads: u64,
+    pub last_reload_error: Option<String>,
+    pub ports: Vec<PortRow>,
+    pub neighbors: Vec<NeighborRow>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PortRow {
+    pub index: u16,
+    pub device: String,
+    pub role: String,
+    pub mac: String,
+    pub addresses: Vec<String>,
+    pub mtu: u16,
+    pub link_up: bool,
+    pub speed_mbps: u32,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_no_mbuf: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NeighborRow {
+    pub port: u16,
+    pub ip: String,
+    pub mac: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServiceRow {
+    pub id: u16,
+    pub name: String,
+    pub vip: String,
+    pub port: u16,
+    pub protocol: String,
+    pub mode: String,
+    pub scheduler: String,
+    pub persistence: Option<String>,
+    pub backends_up: usize,
+    pub backends: usize,
+    pub packets: u64,
+    pub bytes: u64,
+    pub new_flows: u64,
+    pub active_flows: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackendRow {
+    pub id: u32,
+    pub service: String,
+    pub ip: String,
+    pub weight: u32,
+    /// up, down or draining: what the dataplane does with it.
+    pub state: String,
+    /// passing, failing or unchecked: what the health checks say.
+    pub health: String,
+    pub drained: bool,
+    pub mac: Option<String>,
+    pub last_probe_ms: Option<f64>,
+    pub last_error: Option<String>,
+    pub probes: u64,
+    pub transitions: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub new_flows: u64,
+    pub active_flows: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub rx_packets: u64,
+    pub forwarded: u64,
+    pub to_control: u64,
+    pub drops: BTreeMap<String, u64>,
+    pub flows: u64,
+    pub flow_capacity: u64,
+    pub stateless_fallbacks: u64,
+    pub reclaimed_on_insert: u64,
+    pub expired_by_sweep: u64,
+    pub rescheduled: u64,
+    pub icmp_errors_steered: u64,
+    pub frag_needed_sent: u64,
+    pub frag_needed_rate_limited: u64,
+    pub outer_fragments: u64,
+    pub inline_routed: u64,
+    pub tx_dropped: u64,
+    pub punt_dropped: u64,
+    pub control_frames: u64,
+    pub arp_replies_sent: u64,
+    pub echo_replies_sent: u64,
+    pub probe_replies: u64,
+}
+
+pub fn mac_str(m: &[u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}

@@ -1,0 +1,252 @@
+//! A worker lcore: the dataplane's loop over DPDK queues. It owns RX/TX queue `i` of every port
+//! and its flow table; it talks to the control core only through lock-free rings: commands in
+//! (new snapshot, "fill these stats"), replies out (retired snapshot, filled stats), and packets
+//! punted to the control core.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+use crossbeam_queue::ArrayQueue;
+use dataplane::io::{poll_once, PacketIo, BURST};
+use dataplane::{Counters, PacketBuf, Snapshot, Worker, WorkerConfig};
+use dpdk_bindings::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
+
+/// An mbuf as the dataplane sees it.
+pub struct Pkt(pub Mbuf);
+
+impl PacketBuf for Pkt {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        self.0.data()
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        self.0.data_mut()
+    }
+
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        self.0.prepend(n)
+    }
+
+    #[inline]
+    fn set_len(&mut self, n: usize) -> bool {
+        self.0.set_len(n)
+    }
+}
+
+/// What a worker publishes about itself when asked.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerStats {
+    pub counters: Counters,
+    /// Live flows per backend id held by this worker.
+    pub active: Vec<u32>,
+    pub flows: usize,
+    pub flow_capacity: usize,
+    pub epoch: u64,
+    pub tx_dropped: u64,
+    pub punt_dropped: u64,
+}
+
+pub enum Command {
+    Install(Arc<Snapshot>),
+    /// Fill this (reused) buffer and send it back.
+    Stats(Box<WorkerStats>),
+}
+
+pub enum Reply {
+    /// The snapshot the worker stopped using: the control core frees it, not the worker.
+    Retired(Arc<Snapshot>),
+    Stats(Box<WorkerStats>),
+}
+
+/// The rings between one worker and the control core.
+#[derive(Clone)]
+pub struct Rings {
+    pub commands: Arc<ArrayQueue<Command>>,
+    pub replies: Arc<ArrayQueue<Reply>>,
+    pub punted: Arc<ArrayQueue<(u16, Mbuf)>>,
+    /// Frames the control core sends (ARP, ICMP, probes), transmitted by this worker on its
+    /// own TX queues: some PMDs (net_tap) need as many RX as TX queues, so a TX queue of the
+    /// control core's own would bring an RX queue nobody polls.
+    pub outbound: Arc<ArrayQueue<(u16, Mbuf)>>,
+}
+
+impl Rings {
+    pub fn new() -> Rings {
+        Rings {
+            commands: Arc::new(ArrayQueue::new(64)),
+            replies: Arc::new(ArrayQueue::new(64)),
+            punted: Arc::new(ArrayQueue::new(1024)),
+            outbound: Arc::new(ArrayQueue::new(1024)),
+        }
+    }
+}
+
+impl Default for Rings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The worker's queues as the dataplane's packet I/O.
+pub struct DpdkIo {
+    rx: Vec<RxQueue>,
+    tx: Vec<TxQueue>,
+    pending: Vec<Burst>,
+    rx_burst: Burst,
+    pool: Arc<Mempool>,
+    punted: Arc<ArrayQueue<(u16, Mbuf)>>,
+    current_port: u16,
+    pub tx_dropped: u64,
+    pub punt_dropped: u64,
+}
+
+impl DpdkIo {
+    pub fn new(
+        rx: Vec<RxQueue>,
+        tx: Vec<TxQueue>,
+        pool: Arc<Mempool>,
+        punted: Arc<ArrayQueue<(u16, Mbuf)>>,
+    ) -> DpdkIo {
+        let pending = tx.iter().map(|_| Burst::new()).collect();
+        DpdkIo {
+            rx,
+            tx,
+            pending,
+            rx_burst: Burst::new(),
+            pool,
+            punted,
+            current_port: 0,
+            tx_dropped: 0,
+            punt_dropped: 0,
+        }
+    }
+
+    fn flush_port(&mut self, port: usize) {
+        let b = &mut self.pending[port];
+        self.tx[port].tx_burst(b);
+        if !b.is_empty() {
+            // The NIC queue is full: drop rather than stall the loop.
+            self.tx_dropped += b.len() as u64;
+            b.clear();
+        }
+    }
+}
+
+impl PacketIo for DpdkIo {
+    type Buf = Pkt;
+
+    fn port_count(&self) -> u16 {
+        self.rx.len() as u16
+    }
+
+    #[inline]
+    fn rx_burst(&mut self, port: u16, out: &mut ArrayVec<Pkt, BURST>) {
+        self.current_port = port;
+        let want = out.capacity() - out.len();
+        self.rx[port as usize].rx_burst_max(&mut self.rx_burst, want);
+        for m in self.rx_burst.drain() {
+            out.push(Pkt(m));
+        }
+    }
+
+    #[inline]
+    fn tx(&mut self, port: u16, pkt: Pkt) {
+        let p = port as usize;
+        if p >= self.pending.len() {
+            return;
+        }
+        if let Err(m) = self.pending[p].push(pkt.0) {
+            self.flush_port(p);
+            let _ = self.pending[p].push(m);
+        }
+    }
+
+    fn to_control(&mut self, pkt: Pkt) {
+        if self.punted.push((self.current_port, pkt.0)).is_err() {
+            self.punt_dropped += 1;
+        }
+    }
+
+    fn alloc(&mut self) -> Option<Pkt> {
+        self.pool.alloc().map(Pkt)
+    }
+
+    #[inline]
+    fn flush(&mut self) {
+        for p in 0..self.pending.len() {
+            if !self.pending[p].is_empty() {
+                self.flush_port(p);
+            }
+        }
+    }
+}
+
+/// Everything a worker lcore needs; moved onto the lcore by `run`.
+pub struct WorkerSetup {
+    pub config: WorkerConfig,
+    pub snapshot: Arc<Snapshot>,
+    pub io: DpdkIo,
+    pub rings: Rings,
+    pub stop: Arc<AtomicBool>,
+    /// Sleep this long when a poll finds nothing (0: busy-poll, the default for appliances).
+    pub idle_sleep_us: u64,
+}
+
+/// The worker loop. Returns 0 when told to stop.
+pub fn run(setup: WorkerSetup) -> i32 {
+    let WorkerSetup { config, snapshot, mut io, rings, stop, idle_sleep_us } = setup;
+    let mut worker = Worker::new(config, snapshot);
+    let mut rx: ArrayVec<Pkt, BURST> = ArrayVec::new();
+    // A reply that did not fit in the ring waits here: the worker never frees a snapshot.
+    let mut unsent: Option<Reply> = None;
+    let hz = dpdk_bindings::tsc_hz().max(1);
+    let ticks_per_ms = (hz / 1000).max(1);
+    let start = dpdk_bindings::tsc();
+    while !stop.load(Ordering::Relaxed) {
+        if unsent.is_none() {
+            if let Some(cmd) = rings.commands.pop() {
+                unsent = Some(match cmd {
+                    Command::Install(s) => Reply::Retired(worker.install(s)),
+                    Command::Stats(mut b) => {
+                        fill_stats(&worker, &io, &mut b);
+                        Reply::Stats(b)
+                    }
+                });
+            }
+        }
+        if let Some(r) = unsent.take() {
+            if let Err(r) = rings.replies.push(r) {
+                unsent = Some(r);
+            }
+        }
+        while let Some((port, m)) = rings.outbound.pop() {
+            io.tx(port, Pkt(m));
+        }
+        let now = ((dpdk_bindings::tsc() - start) / ticks_per_ms) as u32;
+        let n = poll_once(&mut worker, &mut io, &mut rx, now);
+        if n == 0 && idle_sleep_us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(idle_sleep_us));
+        }
+    }
+    0
+}
+
+fn fill_stats(worker: &Worker, io: &DpdkIo, b: &mut WorkerStats) {
+    // clone_from reuses the buffers the control core sent: no allocation while sizes hold.
+    b.counters.clone_from(worker.counters());
+    let flows = worker.flows();
+    let n = worker.snapshot().backend_id_bound();
+    b.active.resize(n, 0);
+    for (i, a) in b.active.iter_mut().enumerate() {
+        *a = flows.active(i as u32);
+    }
+    b.flows = flows.len();
+    b.flow_capacity = flows.capacity();
+    b.epoch = worker.snapshot().epoch;
+    b.tx_dropped = io.tx_dropped;
+    b.punt_dropped = io.punt_dropped;
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The dsrlb testbed: network namespaces for clients, a router, an L2 fabric and real servers.
+#
+#   scripts/testbed.sh up [one-arm|inline] [SERVERS]   build it (default one-arm, 3 servers)
+#   scripts/testbed.sh down                            remove exactly what `up` made
+#
+# one-arm: the LB (net_tap "lb0") and the servers share the fabric bridge 10.0.0.0/24 with the
+#   router (10.0.0.1); clients (198.51.100.0/24) reach VIPs through the router; servers answer
+#   clients directly through the router. A second server subnet, 192.168.50.0/24, sits behind the
+#   router ("routed" servers for ipip and dscp).
+# inline: the LB has a client-side tap ("lbc0", 10.0.0.2 on the router's subnet) and a
+#   server-side tap ("lbs0", 10.1.0.1/24 on a second bridge); the servers' gateway is the LB.
+#
+# dsrlb runs inside namespace "$TB-fab", where the taps and bridges live. Names are prefixed by
+# $DSRLB_TB (default "dtb") so parallel testbeds do not collide.
+set -euo pipefail
+TB=${DSRLB_TB:-dtb}
+STATE=/run/dsrlb-testbed-$TB
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+ns() { ip netns exec "$TB-$1" "${@:2}"; }
+quiet_offloads() { ns "$1" ethtool -K "$2" tx off gso off tso off gro off >/dev/null 2>&1 || true; }
+
+# veth NAME_A in ns A <-> NAME_B in ns B
+link() {
+  ip link add "$TB-tmpa" type veth peer name "$TB-tmpb"
+  ip link set "$TB-tmpa" netns "$TB-$1" name "$2"
+  ip link set "$TB-tmpb" netns "$TB-$3" name "$4"
+  ns "$1" ip link set "$2" up
+  ns "$3" ip link set "$4" up
+  quiet_offloads "$1" "$2"
+  quiet_offloads "$3" "$4"
+}
+
+mkns() {
+  ip netns add "$TB-$1"
+  ns "$1" ip link set lo up
+  echo "$TB-$1" >>"$STATE/namespaces"
+}
+
+server() { # server NAME IP/PREFIX GATEWAY BRIDGE
+  local name=$1 addr=$2 gw=$3 br=$4
+  mkns "$name"
+  link "$name" eth0 fab "v-$name"
+  ns fab ip link set "v-$name" master "$br"
+  ns "$name" ip addr add "$addr" dev eth0
+  ns "$name" ip route add default via "$gw"
+  ns "$name" python3 "$HERE/testbed-server.py" "$name" >/dev/null 2>&1 &
+  echo $! >>"$STATE/pids"
+}
+
+up() {
+  local topo=${1:-one-arm} n=${2:-3}
+  if [ -d "$STATE" ]; then echo "testbed $TB is already up (scripts/testbed.sh down first)" >&2; exit 1; fi
+  mkdir -p "$STATE"
+  echo "$topo" >"$STATE/topology"
+  : >"$STATE/namespaces"; : >"$STATE/pids"
+  mkns fab; mkns rt; mkns c1
+  ns fab ip link add br0 type bridge; ns fab ip link set br0 up
+  ns fab ip link add br1 type bridge; ns fab ip link set br1 up
+  ns rt sysctl -qw net.ipv4.ip_forward=1
+  ns rt sysctl -qw net.ipv4.conf.all.rp_filter=0
+  # client side
+  link rt cli0 c1 eth0
+  ns rt ip addr add 198.51.100.1/24 dev cli0
+  ns c1 ip addr add 198.51.100.10/24 dev eth0
+  ns c1 ip addr add 198.51.100.11/24 dev eth0
+  ns c1 ip addr add 198.51.100.12/24 dev eth0
+  ns c1 ip route add default via 198.51.100.1
+  # router on the fabric, and a routed server subnet behind it
+  link rt fab0 fab rt-fab
+  ns fab ip link set rt-fab master br0
+  ns rt ip addr add 10.0.0.1/24 dev fab0
+  link rt srv0 fab rt-srv
+  ns fab ip link set rt-srv master br1
+  ns rt ip addr add 192.168.50.1/24 dev srv0
+  if [ "$topo" = inline ]; then
+    # servers on their own segment behind the LB; the router reaches them (and VIPs) via the LB
+    ns fab ip link add br2 type bridge; ns fab ip link set br2 up
+    ns rt ip route add 10.1.0.0/24 via 10.0.0.2
+    for i in $(seq 1 "$n"); do server "s$i" "10.1.0.1$i/24" 10.1.0.1 br2; done
+  else
+    for i in $(seq 1 "$n"); do server "s$i" "10.0.0.1$i/24" 10.0.0.1 br0; done
+    for i in $(seq 1 2); do server "r$i" "192.168.50.1$i/24" 192.168.50.1 br1; done
+  fi
+  echo "testbed $TB up ($topo, $n servers): namespaces $(tr '\n' ' ' <"$STATE/namespaces")"
+}
+
+# Attach the LB's taps once dsrlb has created them: bridge them, give the kernel side its own MAC.
+attach() {
+  local topo; topo=$(cat "$STATE/topology")
+  if [ "$topo" = inline ]; then
+    ns fab ip link set lbc0 address 02:00:00:00:01:02; ns fab ip link set lbc0 master br0 up
+    ns fab ip link set lbs0 address 02:00:00:00:01:03; ns fab ip link set lbs0 master br2 up
+  else
+    ns fab ip link set lb0 address 02:00:00:00:01:02; ns fab ip link set lb0 master br0 up
+  fi
+}
+
+down() {
+  [ -d "$STATE" ] || { echo "testbed $TB is not up"; return 0; }
+  if [ -f "$STATE/pids" ]; then
+    while read -r p; do kill "$p" 2>/dev/null || true; done <"$STATE/pids"
+  fi
+  if [ -f "$STATE/namespaces" ]; then
+    tac "$STATE/namespaces" | while read -r n; do
+      ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null || true
+      ip netns del "$n" 2>/dev/null || true
+    done
+  fi
+  rm -rf "$STATE"
+  echo "testbed $TB down"
+}
+
+case "${1:-}" in
+  up) shift; up "$@" ;;
+  attach) attach ;;
+  down) down ;;
+  *) echo "usage: $0 up [one-arm|inline] [SERVERS] | attach | down" >&2; exit 2 ;;
+esac
