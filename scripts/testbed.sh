@@ -86,14 +86,22 @@ up() {
   echo "testbed $TB up ($topo, $n servers): namespaces $(tr '\n' ' ' <"$STATE/namespaces")"
 }
 
-# Attach the LB's taps once dsrlb has created them: bridge them, give the kernel side its own MAC.
+# Attach the LB's taps once dsrlb runs (after its ports started: the tap PMD sets the kernel
+# side's MAC to the DPDK side's on start, and a bridge port with the LB's own MAC would swallow
+# the frames meant for it). Bridge them and give the kernel side a MAC of its own.
+attach_one() { # DEV KERNEL_MAC BRIDGE
+  ns fab ip link set "$1" address "$2"
+  ns fab ip link set "$1" master "$3" up
+  ns fab ip link show "$1" | grep -q "link/ether $2" || { echo "attach: $1 lost its MAC" >&2; return 1; }
+}
+
 attach() {
   local topo; topo=$(cat "$STATE/topology")
   if [ "$topo" = inline ]; then
-    ns fab ip link set lbc0 address 02:00:00:00:01:02; ns fab ip link set lbc0 master br0 up
-    ns fab ip link set lbs0 address 02:00:00:00:01:03; ns fab ip link set lbs0 master br2 up
+    attach_one lbc0 02:00:00:00:01:02 br0
+    attach_one lbs0 02:00:00:00:01:03 br2
   else
-    ns fab ip link set lb0 address 02:00:00:00:01:02; ns fab ip link set lb0 master br0 up
+    attach_one lb0 02:00:00:00:01:02 br0
   fi
 }
 
@@ -106,6 +114,7 @@ down() {
     tac "$STATE/namespaces" | while read -r n; do
       ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null || true
       ip netns del "$n" 2>/dev/null || true
+      rm -rf "/run/dsrlb-server/$n"   # dsrlb-server's record for that namespace
     done
   fi
   rm -rf "$STATE"

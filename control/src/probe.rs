@@ -61,6 +61,18 @@ struct Inflight {
     target: Target,
     started: Instant,
     kind: Kind,
+    /// A reply came, but from this address instead of the VIP (e.g. a missing DSCP rule).
+    wrong_source: Option<Ipv4Addr>,
+}
+
+/// A failure, saying so when the server did answer but not from the VIP.
+fn failure(wrong_source: Option<Ipv4Addr>, vip: Ipv4Addr, what: String) -> Outcome {
+    match wrong_source {
+        Some(src) => Outcome::Fail(format!(
+            "{what}; the server answered from {src}, not from the VIP {vip} (is its DSR set-up in place?)"
+        )),
+        None => Outcome::Fail(what),
+    }
 }
 
 enum Kind {
@@ -204,8 +216,10 @@ impl Prober {
                 ip.extend_from_slice(&icmp);
                 let frame = self.onto_wire(&t, ip);
                 out.push((t.egress, frame));
-                self.inflight
-                    .insert(t.backend, Inflight { target: t, started: now, kind: Kind::Icmp { ident } });
+                self.inflight.insert(
+                    t.backend,
+                    Inflight { target: t, started: now, kind: Kind::Icmp { ident }, wrong_source: None },
+                );
             }
             Check::Tcp | Check::Http { .. } => {
                 let local_port = self.alloc_port();
@@ -213,7 +227,8 @@ impl Prober {
                     tcp::SocketBuffer::new(vec![0; 4096]),
                     tcp::SocketBuffer::new(vec![0; 1024]),
                 );
-                s.set_timeout(Some(smoltcp::time::Duration::from_micros(t.timeout.as_micros() as u64)));
+                // No smoltcp timeout: the probe's own deadline decides, so its failure can say in
+                // which state the connection was (no SYN-ACK, or no HTTP answer).
                 let remote = (IpAddress::Ipv4(virtual_addr(t.backend)), t.port);
                 if let Err(e) = s.connect(self.iface.context(), remote, local_port) {
                     return Some(Outcome::Fail(format!("connect: {e}")));
@@ -226,6 +241,7 @@ impl Prober {
                         target: t,
                         started: now,
                         kind: Kind::Tcp { handle, local_port, request_sent: false, response: Vec::new() },
+                        wrong_source: None,
                     },
                 );
             }
@@ -287,9 +303,10 @@ impl Prober {
             1 if payload.len() >= 8 && payload[0] == 0 => {
                 let ident = u16::from_be_bytes([payload[4], payload[5]]);
                 let Some(&b) = self.by_icmp_ident.get(&ident) else { return false };
-                let Some(f) = self.inflight.get(&b) else { return false };
+                let Some(f) = self.inflight.get_mut(&b) else { return false };
                 if src != f.target.vip {
-                    return true; // a reply, but not from the VIP: the DSR set-up is not proven
+                    f.wrong_source = Some(src); // a reply, but not from the VIP: DSR set-up not proven
+                    return true;
                 }
                 let rtt = now.duration_since(f.started);
                 self.finish_icmp(b, ident);
@@ -299,8 +316,9 @@ impl Prober {
             6 if payload.len() >= 20 => {
                 let dport = u16::from_be_bytes([payload[2], payload[3]]);
                 let Some(&b) = self.by_local_port.get(&dport) else { return false };
-                let Some(f) = self.inflight.get(&b) else { return false };
+                let Some(f) = self.inflight.get_mut(&b) else { return false };
                 if src != f.target.vip {
+                    f.wrong_source = Some(src);
                     return true;
                 }
                 // Into smoltcp's space: from the backend's virtual address to 100.64.0.1.
@@ -329,10 +347,12 @@ impl Prober {
         let mut finished: Vec<(u32, Outcome)> = std::mem::take(&mut self.done);
         for (&b, f) in self.inflight.iter_mut() {
             let elapsed = now.duration_since(f.started);
+            let (wrong, vip) = (f.wrong_source, f.target.vip);
             match &mut f.kind {
                 Kind::Icmp { .. } => {
                     if elapsed >= f.target.timeout {
-                        finished.push((b, Outcome::Fail("timeout (no echo reply from the VIP)".into())));
+                        finished
+                            .push((b, failure(wrong, vip, "timeout (no echo reply from the VIP)".into())));
                     }
                 }
                 Kind::Tcp { handle, request_sent, response, .. } => {
@@ -363,14 +383,21 @@ impl Prober {
                         }
                         _ => None,
                     };
-                    let verdict = verdict.or_else(|| {
-                        if elapsed >= f.target.timeout {
-                            Some(Outcome::Fail(format!("timeout in TCP state {}", s.state())))
-                        } else if s.state() == tcp::State::Closed && elapsed > Duration::ZERO {
-                            Some(Outcome::Fail("connection refused or reset".into()))
-                        } else {
-                            None
+                    let timed_out = elapsed >= f.target.timeout;
+                    let verdict = verdict.or_else(|| match s.state() {
+                        tcp::State::SynSent if timed_out => {
+                            Some(failure(wrong, vip, "no SYN-ACK from the VIP before the timeout".into()))
                         }
+                        _ if timed_out => {
+                            Some(failure(wrong, vip, format!("timeout (TCP state {})", s.state())))
+                        }
+                        tcp::State::Closed if !*request_sent => {
+                            Some(failure(wrong, vip, "connection refused or reset".into()))
+                        }
+                        tcp::State::Closed => {
+                            Some(failure(wrong, vip, "connection closed before a verdict".into()))
+                        }
+                        _ => None,
                     });
                     if let Some(v) = verdict {
                         s.abort();

@@ -1,0 +1,260 @@
+//! Testbed fixture: namespaces up, servers set up for every mode, dsrlb running inside the
+//! fabric namespace; helpers to send real traffic and to ask dsrlb through `dsrlb ctl`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const TB: &str = "dtb";
+pub const SOCKET: &str = "/run/dsrlb-tb.sock";
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn sh(args: &[&str]) -> Output {
+    Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+pub fn ok(args: &[&str]) -> String {
+    let o = sh(args);
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Run a command inside testbed namespace `ns` (e.g. "c1", "s2", "fab").
+pub fn in_ns(ns: &str, args: &[&str]) -> Output {
+    let name = format!("{TB}-{ns}");
+    let mut v = vec!["ip", "netns", "exec", name.as_str()];
+    v.extend_from_slice(args);
+    sh(&v)
+}
+
+pub fn in_ns_ok(ns: &str, args: &[&str]) -> String {
+    let o = in_ns(ns, args);
+    assert!(
+        o.status.success(),
+        "[{ns}] {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub struct Testbed {
+    pub topology: &'static str,
+    dsrlb: Option<Child>,
+    pub config: PathBuf,
+}
+
+/// One HTTP answer from a testbed server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub server: String,
+    pub client: String,
+}
+
+impl Testbed {
+    /// Bring up `topology` with its servers set up for every mode and dsrlb running `config`.
+    pub fn up(topology: &'static str, config_text: &str, server_setup: &[(&str, &[&str])]) -> Testbed {
+        let script = repo().join("scripts/testbed.sh");
+        let _ = sh(&[script.to_str().unwrap(), "down"]);
+        ok(&[script.to_str().unwrap(), "up", topology, "3"]);
+        let tool = repo().join("scripts/dsrlb-server");
+        for (ns, args) in server_setup {
+            let mut v = vec![tool.to_str().unwrap()];
+            v.extend_from_slice(args);
+            in_ns_ok(ns, &v);
+        }
+        let config = std::env::temp_dir().join(format!("dsrlb-e2e-{topology}.ron"));
+        std::fs::write(&config, config_text).unwrap();
+        let log =
+            std::fs::File::create(std::env::temp_dir().join(format!("dsrlb-e2e-{topology}.log"))).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &format!("{TB}-fab"), env!("CARGO_BIN_EXE_dsrlb"), "run", "-c"])
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start dsrlb");
+        let tb = Testbed { topology, dsrlb: Some(child), config };
+        // Attach the taps to the bridges once dsrlb runs (its ports started: the tap PMD sets
+        // the kernel side's MAC on start, which must then be changed for the bridge).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tb.ctl(&["status"]).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "dsrlb did not start; log: {}",
+                std::fs::read_to_string(tb.log_path()).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ok(&[script.to_str().unwrap(), "attach"]);
+        tb.wait_backends_settled(Duration::from_secs(30));
+        tb
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("dsrlb-e2e-{}.log", self.topology))
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> Result<Value, String> {
+        let mut v = vec![env!("CARGO_BIN_EXE_dsrlb"), "ctl", "--socket", SOCKET, "--json"];
+        v.extend_from_slice(args);
+        let o = in_ns("fab", &v);
+        if !o.status.success() {
+            return Err(String::from_utf8_lossy(&o.stderr).trim().to_string());
+        }
+        serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())
+    }
+
+    pub fn backends(&self) -> Vec<Value> {
+        self.ctl(&["backends"]).expect("ctl backends").as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn backend(&self, service: &str, ip: &str) -> Value {
+        self.backends()
+            .into_iter()
+            .find(|b| b["service"] == service && b["ip"] == ip)
+            .unwrap_or_else(|| panic!("no backend {service} {ip}"))
+    }
+
+    pub fn stats(&self) -> Value {
+        self.ctl(&["stats"]).expect("ctl stats")
+    }
+
+    /// Wait until every checked backend passes (the testbed's servers are all healthy at start).
+    pub fn wait_backends_settled(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(v) = self.ctl(&["backends"]) {
+                let all = v.as_array().cloned().unwrap_or_default();
+                if !all.is_empty() && all.iter().all(|b| b["state"] == "up") {
+                    return;
+                }
+                if Instant::now() > deadline {
+                    panic!(
+                        "backends not all up after {limit:?}: {}",
+                        serde_json::to_string_pretty(&v).unwrap()
+                    );
+                }
+            } else if Instant::now() > deadline {
+                panic!(
+                    "dsrlb not answering; log: {}",
+                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Wait until `f` holds, or panic with `what`.
+    pub fn wait_for(&self, what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+        let t = Instant::now();
+        while !f() {
+            assert!(t.elapsed() < limit, "{what}: not within {limit:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        t.elapsed()
+    }
+
+    /// Send SIGHUP to dsrlb (reload).
+    pub fn sighup(&self) {
+        if let Some(c) = &self.dsrlb {
+            // dsrlb runs under `ip netns exec`, which execs it: the child pid is dsrlb's.
+            ok(&["kill", "-HUP", &c.id().to_string()]);
+        }
+    }
+
+    pub fn down(&mut self) {
+        if let Some(mut c) = self.dsrlb.take() {
+            let _ = sh(&["kill", "-TERM", &c.id().to_string()]);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let script = repo().join("scripts/testbed.sh");
+        let _ = sh(&[script.to_str().unwrap(), "down"]);
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// One HTTP GET from the client namespace, from source address `src`.
+pub fn get(vip: &str, path: &str, src: &str) -> Result<Answer, String> {
+    let url = format!("http://{vip}{path}");
+    let o = in_ns("c1", &["curl", "-s", "-m", "3", "--interface", src, &url]);
+    let body = String::from_utf8_lossy(&o.stdout).to_string();
+    if !o.status.success() {
+        return Err(format!("curl {url} from {src}: exit {:?}", o.status.code()));
+    }
+    parse_answer(&body).ok_or_else(|| format!("unexpected answer {body:?}"))
+}
+
+pub fn parse_answer(body: &str) -> Option<Answer> {
+    let mut server = None;
+    let mut client = None;
+    for w in body.split_whitespace() {
+        if let Some(s) = w.strip_prefix("server=") {
+            server = Some(s.to_string());
+        }
+        if let Some(c) = w.strip_prefix("client=") {
+            client = Some(c.split(':').next().unwrap_or(c).to_string());
+        }
+    }
+    Some(Answer { server: server?, client: client? })
+}
+
+/// Kill the processes of namespace `ns` whose command line contains `pattern` (namespaces do
+/// not isolate PIDs, so a plain pkill would hit every namespace's processes).
+pub fn kill_in_ns(ns: &str, pattern: &str) {
+    let pids = ok(&["ip", "netns", "pids", &format!("{TB}-{ns}")]);
+    for pid in pids.split_whitespace() {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(pattern) {
+            let _ = sh(&["kill", pid]);
+        }
+    }
+}
+
+/// A UDP datagram to `vip:5353` from `src`, and the echo (prefixed with the server's name).
+pub fn udp_echo(vip: &str, src: &str, msg: &str) -> Result<String, String> {
+    udp_echo_from(vip, src, 0, msg)
+}
+
+/// The same from a fixed source port (0: any), so that repeated datagrams are one flow.
+pub fn udp_echo_from(vip: &str, src: &str, sport: u16, msg: &str) -> Result<String, String> {
+    // A small client that returns as soon as the echo arrives (socat waits out its timeout).
+    let py = format!(
+        "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('{src}', {sport})); s.settimeout(2); \
+         s.sendto(b'{msg}', ('{vip}', 5353)); print(s.recv(2048).decode())"
+    );
+    let o = in_ns("c1", &["python3", "-c", &py]);
+    let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    if out.is_empty() {
+        return Err(format!("no UDP echo from {vip} (src {src})"));
+    }
+    Ok(out)
+}
+
+pub const CLIENTS: [&str; 3] = ["198.51.100.10", "198.51.100.11", "198.51.100.12"];

@@ -1,0 +1,53 @@
+//! Inline topology: client side and server side on separate ports; the servers' gateway is the
+//! LB, which routes their replies toward the client-side gateway.
+
+use std::collections::HashMap;
+
+use crate::harness::*;
+use crate::Case;
+
+pub fn testbed() -> Testbed {
+    let cfg = std::fs::read_to_string(repo().join("docs/examples/testbed-inline.ron")).unwrap();
+    let setup: Vec<(&str, &[&str])> = vec![
+        ("s1", &["setup", "l2", "--vip", "10.0.0.100"]),
+        ("s2", &["setup", "l2", "--vip", "10.0.0.100"]),
+        ("s3", &["setup", "l2", "--vip", "10.0.0.100"]),
+    ];
+    Testbed::up("inline", &cfg, &setup)
+}
+
+pub const CASES: &[Case] = &[("inline_l2_http_udp_and_routed_replies", inline_l2)];
+
+fn inline_l2(tb: &Testbed) {
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    for i in 0..30 {
+        let a = get("10.0.0.100", "/", CLIENTS[i % 3]).expect("request through the inline LB");
+        assert_eq!(a.client, CLIENTS[i % 3]);
+        *seen.entry(a.server).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let echo = udp_echo("10.0.0.100", CLIENTS[0], "inline").expect("udp");
+    assert!(echo.ends_with("inline"));
+    let d = in_ns_ok(
+        "c1",
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "60",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            "http://10.0.0.100/bytes/10000000",
+        ],
+    );
+    assert_eq!(d, "10000000");
+    // The replies (about 6900 segments for 10 MB) came back through the LB, routed.
+    let routed = || tb.stats()["inline_routed"].as_u64().unwrap_or(0);
+    tb.wait_for("server replies routed by the LB", std::time::Duration::from_secs(5), || routed() > 5000);
+    println!(
+        "  30 requests split {seen:?}; 10 MB download; {} server→client packets routed by the LB",
+        routed()
+    );
+}
