@@ -2,6 +2,8 @@
 # The dsrlb testbed: network namespaces for clients, a router, an L2 fabric and real servers.
 #
 #   scripts/testbed.sh up [one-arm|inline] [SERVERS]   build it (default one-arm, 3 servers)
+#   scripts/testbed.sh servers                         set servers up for the example configs' modes
+#   scripts/testbed.sh attach                          bridge dsrlb's taps (after dsrlb started)
 #   scripts/testbed.sh down                            remove exactly what `up` made
 #
 # one-arm: the LB (net_tap "lb0") and the servers share the fabric bridge 10.0.0.0/24 with the
@@ -105,6 +107,26 @@ attach() {
   fi
 }
 
+# Prepare every server for the DSR modes the example configurations use
+# (docs/examples/testbed-one-arm.ron, docs/examples/testbed-inline.ron), with the server tool.
+servers() {
+  local topo; topo=$(cat "$STATE/topology")
+  local tool="$HERE/dsrlb-server"
+  if [ "$topo" = inline ]; then
+    for s in s1 s2 s3; do ns "$s" "$tool" setup l2 --vip 10.0.0.100 >/dev/null; done
+    return
+  fi
+  for i in 1 2 3; do
+    ns "s$i" "$tool" setup l2 --vip 10.0.0.100 --vip 10.0.0.105 >/dev/null
+    ns "s$i" "$tool" setup ipip --vip 10.0.0.101 >/dev/null
+    ns "s$i" "$tool" setup dscp --vip 10.0.0.102 --code 7 --real "10.0.0.1$i" >/dev/null
+  done
+  for i in 1 2; do
+    ns "r$i" "$tool" setup ipip --vip 10.0.0.103 >/dev/null
+    ns "r$i" "$tool" setup dscp --vip 10.0.0.104 --code 9 --real "192.168.50.1$i" >/dev/null
+  done
+}
+
 down() {
   [ -d "$STATE" ] || { echo "testbed $TB is not up"; return 0; }
   if [ -f "$STATE/pids" ]; then
@@ -123,7 +145,8 @@ down() {
 
 case "${1:-}" in
   up) shift; up "$@" ;;
+  servers) servers ;;
   attach) attach ;;
   down) down ;;
-  *) echo "usage: $0 up [one-arm|inline] [SERVERS] | attach | down" >&2; exit 2 ;;
+  *) echo "usage: $0 up [one-arm|inline] [SERVERS] | servers | attach | down" >&2; exit 2 ;;
 esac

@@ -116,11 +116,33 @@ pub enum SchedulerName {
     DestinationHash,
 }
 
+impl SchedulerName {
+    /// The name as written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerName::Maglev => "maglev",
+            SchedulerName::WeightedRoundRobin => "weighted_round_robin",
+            SchedulerName::LeastConnections => "least_connections",
+            SchedulerName::SourceHash => "source_hash",
+            SchedulerName::DestinationHash => "destination_hash",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum PersistBy {
     SourceIp,
     DestinationIp,
+}
+
+impl PersistBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            PersistBy::SourceIp => "source_ip",
+            PersistBy::DestinationIp => "destination_ip",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

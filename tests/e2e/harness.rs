@@ -62,17 +62,13 @@ pub struct Answer {
 }
 
 impl Testbed {
-    /// Bring up `topology` with its servers set up for every mode and dsrlb running `config`.
-    pub fn up(topology: &'static str, config_text: &str, server_setup: &[(&str, &[&str])]) -> Testbed {
+    /// Bring up `topology` with its servers set up for every mode and dsrlb running `config_text`.
+    pub fn up(topology: &'static str, config_text: &str) -> Testbed {
         let script = repo().join("scripts/testbed.sh");
         let _ = sh(&[script.to_str().unwrap(), "down"]);
         ok(&[script.to_str().unwrap(), "up", topology, "3"]);
-        let tool = repo().join("scripts/dsrlb-server");
-        for (ns, args) in server_setup {
-            let mut v = vec![tool.to_str().unwrap()];
-            v.extend_from_slice(args);
-            in_ns_ok(ns, &v);
-        }
+        // Each server set up with the server tool, for the modes of the example configurations.
+        ok(&[script.to_str().unwrap(), "servers"]);
         let config = std::env::temp_dir().join(format!("dsrlb-e2e-{topology}.ron"));
         std::fs::write(&config, config_text).unwrap();
         let log =

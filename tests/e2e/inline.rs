@@ -8,12 +8,7 @@ use crate::Case;
 
 pub fn testbed() -> Testbed {
     let cfg = std::fs::read_to_string(repo().join("docs/examples/testbed-inline.ron")).unwrap();
-    let setup: Vec<(&str, &[&str])> = vec![
-        ("s1", &["setup", "l2", "--vip", "10.0.0.100"]),
-        ("s2", &["setup", "l2", "--vip", "10.0.0.100"]),
-        ("s3", &["setup", "l2", "--vip", "10.0.0.100"]),
-    ];
-    Testbed::up("inline", &cfg, &setup)
+    Testbed::up("inline", &cfg)
 }
 
 pub const CASES: &[Case] = &[("inline_l2_http_udp_and_routed_replies", inline_l2)];

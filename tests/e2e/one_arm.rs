@@ -18,22 +18,7 @@ const HTTP_SERVICES: [(&str, &str, &[&str]); 5] = [
 
 pub fn testbed() -> Testbed {
     let cfg = std::fs::read_to_string(repo().join("docs/examples/testbed-one-arm.ron")).unwrap();
-    let mut setup: Vec<(&str, &[&str])> = vec![
-        ("s1", &["setup", "l2", "--vip", "10.0.0.100", "--vip", "10.0.0.105"]),
-        ("s2", &["setup", "l2", "--vip", "10.0.0.100", "--vip", "10.0.0.105"]),
-        ("s3", &["setup", "l2", "--vip", "10.0.0.100", "--vip", "10.0.0.105"]),
-        ("s1", &["setup", "ipip", "--vip", "10.0.0.101"]),
-        ("s2", &["setup", "ipip", "--vip", "10.0.0.101"]),
-        ("s3", &["setup", "ipip", "--vip", "10.0.0.101"]),
-        ("s1", &["setup", "dscp", "--vip", "10.0.0.102", "--code", "7", "--real", "10.0.0.11"]),
-        ("s2", &["setup", "dscp", "--vip", "10.0.0.102", "--code", "7", "--real", "10.0.0.12"]),
-        ("s3", &["setup", "dscp", "--vip", "10.0.0.102", "--code", "7", "--real", "10.0.0.13"]),
-    ];
-    setup.push(("r1", &["setup", "ipip", "--vip", "10.0.0.103"]));
-    setup.push(("r2", &["setup", "ipip", "--vip", "10.0.0.103"]));
-    setup.push(("r1", &["setup", "dscp", "--vip", "10.0.0.104", "--code", "9", "--real", "192.168.50.11"]));
-    setup.push(("r2", &["setup", "dscp", "--vip", "10.0.0.104", "--code", "9", "--real", "192.168.50.12"]));
-    Testbed::up("one-arm", &cfg, &setup)
+    Testbed::up("one-arm", &cfg)
 }
 
 pub const CASES: &[Case] = &[
