@@ -501,6 +501,7 @@ impl ControlCore {
             let Some(h) = &s.health_check else { continue };
             for b in &s.backends {
                 let Some((port, next_hop)) = self.rt.route(b.ip) else { continue };
+                let static_mac = b.mac.as_deref().and_then(crate::config::parse_mac);
                 v.push(Target {
                     backend: self.rt.backend_id(s, b.ip),
                     mode: s.mode,
@@ -511,7 +512,7 @@ impl ControlCore {
                     egress: port,
                     port_mac: self.rt.port_macs[port as usize],
                     lb_ip: self.rt.lb_addr(port),
-                    next_hop_mac: self.rt.neigh.lookup(port, next_hop, now),
+                    next_hop_mac: static_mac.or_else(|| self.rt.neigh.lookup(port, next_hop, now)),
                     timeout: Duration::from_secs_f64(h.timeout),
                 });
             }
@@ -760,6 +761,7 @@ impl ControlCore {
             version: env!("CARGO_PKG_VERSION").into(),
             config: self.config_path.display().to_string(),
             uptime_s: now.duration_since(self.start).as_secs(),
+            uptime_ms: now.duration_since(self.start).as_millis() as u64,
             workers: self.rings.len(),
             epoch: self.published_epoch,
             worker_epochs: self.worker_epochs.clone(),

@@ -34,7 +34,20 @@ pub struct Config {
     /// appliance should; a few µs spares the CPU on shared test machines.
     #[serde(default)]
     pub worker_idle_sleep_us: u64,
+    /// Packet buffers: how many and their data room (default: enough for every queue; a
+    /// capture replayed by net_pcap with infinite_rx needs one per packet of the file).
+    #[serde(default)]
+    pub mempool: Option<MempoolConfig>,
     pub services: Vec<ServiceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolConfig {
+    pub mbufs: u32,
+    /// Bytes per mbuf including the 128-byte headroom (IPIP needs 20 of it).
+    #[serde(default = "defaults::data_room")]
+    pub data_room: u16,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -192,6 +205,10 @@ pub struct BackendConfig {
     /// Keep existing flows, take no new ones.
     #[serde(default)]
     pub drain: bool,
+    /// A static MAC for the next hop (no ARP; e.g. a server that must never be re-resolved,
+    /// or a benchmark sink that answers nothing).
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -281,6 +298,22 @@ mod defaults {
     pub fn weight() -> u32 {
         1
     }
+    pub fn data_room() -> u16 {
+        2048 + 128
+    }
+}
+
+/// Parse `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut m = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        m[i] = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(m)
 }
 
 /// A configuration error: what, where in the structure, and where in the file.
@@ -393,6 +426,11 @@ impl Config {
                 }
             }
         }
+        if let Some(m) = &self.mempool {
+            if m.mbufs < 1024 || m.data_room < 256 {
+                return Err(("mempool".into(), "at least 1024 mbufs of at least 256 bytes".into()));
+            }
+        }
         if self.flow_table_size < 1024 {
             return Err(("flow_table_size".into(), "at least 1024 flows".into()));
         }
@@ -502,6 +540,11 @@ impl Config {
                         ));
                     }
                     _ => {}
+                }
+                if let Some(m) = &b.mac {
+                    if parse_mac(m).is_none() {
+                        return Err((bat("mac"), format!("{m:?} is not a MAC address (aa:bb:cc:dd:ee:ff)")));
+                    }
                 }
                 if b.weight > 1_000_000 {
                     return Err((bat("weight"), "at most 1000000".into()));

@@ -142,7 +142,7 @@ impl Runtime {
     fn wanted_neighbors(&self) -> Vec<(u16, Ipv4Addr)> {
         let mut w: Vec<(u16, Ipv4Addr)> = Vec::new();
         for s in &self.cfg.services {
-            for b in &s.backends {
+            for b in s.backends.iter().filter(|b| b.mac.is_none()) {
                 if let Some(r) = self.route(b.ip) {
                     w.push(r);
                 }
@@ -172,7 +172,10 @@ impl Runtime {
             for b in &s.backends {
                 let id = self.backend_id(s, b.ip);
                 let (port, next_hop) = self.route(b.ip).unwrap_or((0, b.ip));
-                let mac = self.neigh.lookup(port, next_hop, now);
+                let mac = match &b.mac {
+                    Some(m) => crate::config::parse_mac(m),
+                    None => self.neigh.lookup(port, next_hop, now),
+                };
                 let health = self.health.get(&id).cloned().unwrap_or_default();
                 let drained = self.is_drained(id, b.drain);
                 let state = if !health.up || mac.is_none() {

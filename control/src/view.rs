@@ -18,6 +18,8 @@ pub struct Status {
     pub version: String,
     pub config: String,
     pub uptime_s: u64,
+    /// When this view was taken, in ms since start (rates = counter deltas / time deltas).
+    pub uptime_ms: u64,
     pub workers: usize,
     pub epoch: u64,
     /// Epoch each worker runs (all equal once a change has reached every worker).

@@ -36,8 +36,9 @@ pub struct WorkerConfig {
     /// "Fragmentation needed" messages per second this worker may send, and the burst allowed.
     pub frag_needed_per_sec: u32,
     pub frag_needed_burst: u32,
-    /// Flow-table buckets expired per `housekeeping` call.
-    pub sweep_buckets: usize,
+    /// The sweep visits the whole flow table once per this many milliseconds, a slice per
+    /// elapsed millisecond (expiry on lookup covers the rest, so this bounds stale occupancy).
+    pub sweep_period_ms: u32,
 }
 
 impl Default for WorkerConfig {
@@ -47,7 +48,7 @@ impl Default for WorkerConfig {
             persistence_capacity: 1 << 16,
             frag_needed_per_sec: 1000,
             frag_needed_burst: 100,
-            sweep_buckets: 256,
+            sweep_period_ms: 1000,
         }
     }
 }
@@ -95,7 +96,9 @@ struct State {
     counters: Counters,
     frag_needed: RateLimit,
     ip_id: u16,
-    sweep_buckets: usize,
+    /// Buckets to sweep per elapsed millisecond, and when the sweep last ran.
+    sweep_per_ms: usize,
+    last_sweep: Option<Millis>,
 }
 
 pub struct Worker {
@@ -105,15 +108,18 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(cfg: WorkerConfig, snap: Arc<Snapshot>) -> Worker {
+        let flows = FlowTable::new(cfg.flow_capacity, snap.backend_id_bound());
+        let sweep_per_ms = flows.capacity().div_ceil(cfg.sweep_period_ms.max(1) as usize).max(1);
         let mut w = Worker {
             st: State {
-                flows: FlowTable::new(cfg.flow_capacity, snap.backend_id_bound()),
+                flows,
                 persist: Table::new(cfg.persistence_capacity),
                 wrr: Vec::new(),
                 counters: Counters::default(),
                 frag_needed: RateLimit::new(cfg.frag_needed_per_sec, cfg.frag_needed_burst),
                 ip_id: 0,
-                sweep_buckets: cfg.sweep_buckets,
+                sweep_per_ms,
+                last_sweep: None,
             },
             snap: snap.clone(),
         };
@@ -142,11 +148,18 @@ impl Worker {
         &self.st.flows
     }
 
-    /// Background work between bursts: a bounded slice of flow and persistence expiry.
+    /// Background work between bursts: expiry paced by time, so its cost per packet falls as
+    /// the packet rate rises. Does nothing until the clock has moved on.
     pub fn housekeeping(&mut self, now: Millis) {
-        let n = self.st.flows.sweep(now, self.st.sweep_buckets);
+        let last = *self.st.last_sweep.get_or_insert(now);
+        let elapsed = now.wrapping_sub(last).min(1000) as usize;
+        if elapsed == 0 {
+            return;
+        }
+        self.st.last_sweep = Some(now);
+        let n = self.st.flows.sweep(now, elapsed * self.st.sweep_per_ms);
         self.st.counters.expired_by_sweep += n as u64;
-        self.st.persist.sweep(now, self.st.sweep_buckets / 4 + 1, |_, _| {});
+        self.st.persist.sweep(now, elapsed * (self.st.sweep_per_ms / 4 + 1), |_, _| {});
     }
 
     /// Run a burst; `verdicts[i]` tells what to do with `pkts[i]`.

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Mpps per core for every DSR mode against dpdk-testpmd in the same run (docs/performance.md).
+#
+#   scripts/bench.sh [--smoke] [--rounds R] [--seconds S] [--flows "1 10000 1000000"] [--sizes "64 1500"]
+#                    [--modes "l2 ipip dscp"] [--out DIR]
+#
+# Source: net_pcap replaying a generated capture (infinite_rx=1, every packet a distinct flow);
+# sink: net_null (no-rx=1). dsrlb is the real binary (`dsrlb run`, the production worker loop on
+# lcore 1, control core on lcore 0); its rate is read from its own port counters via `dsrlb ctl`.
+# dpdk-testpmd runs io, macswap and 5tswap on the same vdevs and lcores. Runs alternate; each
+# figure is the median of R rounds of per-second rates. Output: table on stdout, CSV and a PNG
+# plot (if matplotlib is present) in DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=3; SECS=6; FLOWS="1 10000 1000000"; SIZES="64 1500"; MODES="l2 ipip dscp"; OUT=/tmp/dsrlb-bench; SMOKE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) SMOKE=1; ROUNDS=1; SECS=3; FLOWS="1000"; SIZES="64"; MODES="l2 ipip dscp"; shift ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --seconds) SECS=$2; shift 2 ;;
+    --flows) FLOWS=$2; shift 2 ;;
+    --sizes) SIZES=$2; shift 2 ;;
+    --modes) MODES=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$OUT"
+bash scripts/setup.sh >/dev/null
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release -q -p control --bin dsrlb --bin dsrlb-pcapgen
+BIN=$PWD/target/release
+CSV=$OUT/results.csv
+echo "mode,flows,bytes,round,mpps" >"$CSV"
+
+median() { sort -n | awk '{a[NR]=$1} END{ if (NR==0) {print 0} else {print a[int((NR+1)/2)]} }'; }
+
+mem_for() { # flows size -> EAL MB, mbufs, mbuf data room
+  local n=$1 size=$2 room=256
+  [ "$size" -gt 128 ] && room=$((size + 128 + 64))
+  local mbufs=$(( (n + 16384) )); [ $mbufs -lt 32768 ] && mbufs=32768
+  local mb=$(( mbufs * (room + 192) / 1048576 + 512 ))
+  echo "$mb $mbufs $room"
+}
+
+run_testpmd() { # pcap fwd mem mbufs room -> median Mpps of port 1 TX
+  { timeout -s INT $((SECS + 8)) dpdk-testpmd -l 0-1 --no-huge -m "$3" --no-pci --no-shconf --file-prefix "tp$$" \
+      --log-level lib.eal:error --vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" --vdev net_null0,no-rx=1 -- \
+      --forward-mode="$2" --port-topology=paired --stats-period 1 --nb-cores=1 \
+      --total-num-mbufs="$4" --mbuf-size="$5" </dev/null 2>/dev/null || true; } |
+    awk '/statistics for port 1/{p=1} p && /Tx-pps:/{print $2; p=0}' | tail -n +3 | head -n "$SECS" |
+    awk '{printf "%.3f\n", $1/1e6}' | median
+}
+
+run_dsrlb() { # pcap mode mem mbufs room flows -> median Mpps of port 1 TX
+  local pcap=$1 mode=$2 mem=$3 mbufs=$4 room=$5 flows=$6 cfg=$OUT/dsrlb-$2.ron sock=/run/dsrlb-bench-$$.sock
+  local mode_ron=$mode; [ "$mode" = dscp ] && mode_ron="dscp(7)"
+  local backends=""
+  for i in $(seq 11 26); do backends+="(ip: \"10.1.0.$i\", mac: \"02:00:00:01:00:$i\"), "; done
+  local ft=$(( flows * 2 )); [ $ft -lt 65536 ] && ft=65536
+  cat >"$cfg" <<RON
+#![enable(implicit_some)]
+(
+    eal: ["-l", "0-1", "--no-huge", "-m", "$mem", "--no-pci", "--no-shconf", "--file-prefix", "db$$", "--log-level", "lib.eal:error"],
+    ports: [
+        (device: "net_pcap0,rx_pcap=$pcap,infinite_rx=1", role: client, addresses: ["10.0.0.2/24"]),
+        (device: "net_null0,no-rx=1", role: server, addresses: ["10.1.0.1/24"], mtu: 1600),
+    ],
+    flow_table_size: $ft,
+    mempool: (mbufs: $mbufs, data_room: $room),
+    control_socket: "$sock",
+    metrics: None,
+    services: [
+        (vip: "10.0.0.100", port: 80, mode: $mode_ron, backends: [$backends]),
+        (vip: "10.0.0.100", port: 80, protocol: udp, mode: $mode_ron, backends: [$backends]),
+    ],
+)
+RON
+  RUST_LOG=warn "$BIN/dsrlb" run -c "$cfg" >"$OUT/dsrlb-run.log" 2>&1 &
+  local pid=$!
+  local samples="" last="" ok=0
+  for _ in $(seq 1 300); do
+    if "$BIN/dsrlb" ctl --socket "$sock" --json status >/dev/null 2>&1; then ok=1; break; fi
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ $ok = 1 ]; then
+    sleep 1.5 # warm-up: every flow enters the table
+    for _ in $(seq 0 "$SECS"); do
+      cur=$("$BIN/dsrlb" ctl --socket "$sock" --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["uptime_ms"], d["ports"][1]["tx_packets"])')
+      if [ -n "$last" ]; then
+        samples+="$(awk -v a="$last" -v b="$cur" 'BEGIN{split(a,x," "); split(b,y," "); if (y[1]>x[1]) printf "%.3f", (y[2]-x[2])/(y[1]-x[1])/1000}')"$'\n'
+      fi
+      last=$cur
+      sleep 1
+    done
+  fi
+  kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+  rm -f "$sock"
+  printf '%s' "$samples" | grep -v '^$' | median
+}
+
+declare -A R
+for size in $SIZES; do
+  for flows in $FLOWS; do
+    pcap=$OUT/flows-$flows-$size.pcap
+    [ -s "$pcap" ] || "$BIN/dsrlb-pcapgen" --out "$pcap" --flows "$flows" --size "$size" --proto mix 2>/dev/null
+    read -r mem mbufs room < <(mem_for "$flows" "$size")
+    for r in $(seq 1 "$ROUNDS"); do
+      for fwd in io macswap 5tswap; do
+        [ $SMOKE = 1 ] && [ $fwd != io ] && continue
+        v=$(run_testpmd "$pcap" "$fwd" "$mem" "$mbufs" "$room"); echo "testpmd-$fwd,$flows,$size,$r,$v" >>"$CSV"
+        echo "  round $r: testpmd $fwd $flows flows ${size} B: $v Mpps" >&2
+      done
+      for mode in $MODES; do
+        v=$(run_dsrlb "$pcap" "$mode" "$mem" "$mbufs" "$room" "$flows"); echo "$mode,$flows,$size,$r,$v" >>"$CSV"
+        echo "  round $r: dsrlb $mode $flows flows ${size} B: $v Mpps" >&2
+      done
+    done
+  done
+done
+
+python3 - "$CSV" "$OUT" "$SMOKE" <<'PY'
+import csv, statistics, sys, os
+rows = list(csv.DictReader(open(sys.argv[1])))
+out, smoke = sys.argv[2], sys.argv[3] == "1"
+med = {}
+for r in rows:
+    med.setdefault((r["mode"], int(r["flows"]), int(r["bytes"])), []).append(float(r["mpps"] or 0))
+med = {k: statistics.median(v) for k, v in med.items()}
+keys = sorted({(f, b) for (_, f, b) in med})
+modes = [m for m in ["l2", "ipip", "dscp"] if any(k[0] == m for k in med)]
+print(f"\n{'mode':<6} {'flows':>8} {'bytes':>6} {'Mpps':>7} {'Gbit/s':>7} {'testpmd io':>11} {'macswap':>8} {'5tswap':>7} {'ratio to 5tswap':>16}")
+for (f, b) in keys:
+    io, ms, ts = (med.get((f"testpmd-{x}", f, b), 0) for x in ("io", "macswap", "5tswap"))
+    for m in modes:
+        v = med.get((m, f, b), 0)
+        ratio = f"{v / ts:.2f}" if ts else (f"{v / io:.2f} (io)" if io else "n/a")
+        print(f"{m:<6} {f:>8} {b:>6} {v:>7.2f} {v * b * 8 / 1000:>7.2f} {io:>11.2f} {ms:>8.2f} {ts:>7.2f} {ratio:>16}")
+bad = [k for k, v in med.items() if v <= 0]
+if bad:
+    print(f"\nno rate measured for: {bad}")
+    sys.exit(1)
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len({b for _, b in keys}), figsize=(11, 4), squeeze=False)
+    for ax, b in zip(axes[0], sorted({b for _, b in keys})):
+        fl = sorted({f for f, bb in keys if bb == b})
+        series = modes + [s for s in ("testpmd-io", "testpmd-macswap", "testpmd-5tswap") if any(k[0] == s for k in med)]
+        w = 0.8 / len(series)
+        for i, s in enumerate(series):
+            ax.bar([x + i * w for x in range(len(fl))], [med.get((s, f, b), 0) for f in fl], w, label=s)
+        ax.set_xticks([x + 0.4 - w / 2 for x in range(len(fl))], [f"{f} flows" for f in fl])
+        ax.set_title(f"{b}-byte packets, one core"); ax.set_ylabel("Mpps")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout(); fig.savefig(os.path.join(out, "performance.png"), dpi=110)
+    print(f"\nplot: {os.path.join(out, 'performance.png')}")
+except ImportError:
+    print("\n(no matplotlib: no plot; apt-get install python3-matplotlib)")
+PY
