@@ -120,7 +120,12 @@ for size in $SIZES; do
   done
 done
 
-python3 - "$CSV" "$OUT" "$SMOKE" <<'PY'
+# Debian's interpreter has Debian's matplotlib (the plot); install it for full runs.
+PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+if [ $SMOKE = 0 ] && ! $PY -c 'import matplotlib' 2>/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib >/dev/null 2>&1 || true
+fi
+$PY - "$CSV" "$OUT" "$SMOKE" <<'PY'
 import csv, statistics, sys, os
 rows = list(csv.DictReader(open(sys.argv[1])))
 out, smoke = sys.argv[2], sys.argv[3] == "1"

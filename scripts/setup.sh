@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential pkg-config clang libclang-dev
   dpdk dpdk-dev libdpdk-dev
-  iproute2 nftables ethtool tcpdump curl iputils-ping iputils-arping socat
+  iproute2 nftables ethtool tcpdump curl iputils-ping iputils-arping socat procps
   python3
 )
 

@@ -34,7 +34,27 @@ pub const CASES: &[Case] = &[
     ("idle_flow_expires_active_flow_stays", idle_timeout),
     ("drain_finishes_transfer_takes_no_new_connections", drain),
     ("reload_under_load_loses_nothing", reload_under_load),
+    ("metrics_and_control_socket", metrics_and_control_socket),
 ];
+
+fn metrics_and_control_socket(tb: &Testbed) {
+    let text = in_ns_ok("fab", &["curl", "-s", "-m", "3", "http://127.0.0.1:9180/metrics"]);
+    for needle in [
+        "dsrlb_port_packets_total{",
+        "dsrlb_service_packets_total{service=\"10.0.0.100:80/tcp\",mode=\"l2\"}",
+        "dsrlb_backend_up{service=\"10.0.0.102:80/tcp\",backend=\"10.0.0.11\"} 1",
+        "dsrlb_drops_total{reason=\"no_service\"}",
+        "dsrlb_flow_table_entries{kind=\"capacity\"}",
+        "dsrlb_backend_probe_latency_microseconds{",
+    ] {
+        assert!(text.contains(needle), "metrics lack {needle}");
+    }
+    let families = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+    println!("  /metrics: {families} metric families, {} bytes", text.len());
+    let mode = ok(&["stat", "-c", "%a", SOCKET]);
+    assert_eq!(mode.trim(), "600", "control socket is private");
+    let _ = tb;
+}
 
 fn every_mode_serves_http(_: &Testbed) {
     for (vip, mode, servers) in HTTP_SERVICES {
@@ -148,6 +168,9 @@ fn large_transfers(tb: &Testbed) {
     let up = std::env::temp_dir().join("dsrlb-e2e-10MB.bin");
     let data: Vec<u8> = (0..10_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     std::fs::write(&up, &data).unwrap();
+    // Forget any path MTU learnt earlier, so the first full-size segment into ipip must be
+    // answered by the LB's "fragmentation needed".
+    in_ns_ok("c1", &["ip", "route", "flush", "cache"]);
     let before = tb.stats()["frag_needed_sent"].as_u64().unwrap_or(0);
     for (vip, mode, _) in HTTP_SERVICES {
         let t = Instant::now();
@@ -186,13 +209,9 @@ fn large_transfers(tb: &Testbed) {
     let _ = std::fs::remove_file(&up);
     // Full-size client segments with DF cannot be encapsulated in a 1500-byte MTU: the LB sends
     // "fragmentation needed" and the client's path-MTU discovery shrinks them.
-    std::thread::sleep(Duration::from_millis(700));
-    let sent = tb.stats()["frag_needed_sent"].as_u64().unwrap_or(0) - before;
-    println!("  ipip: {sent} ICMP fragmentation-needed sent, connections completed");
-    // The client may have cached the path MTU from an earlier case; a fresh route cache proves it.
-    if sent == 0 {
-        in_ns_ok("c1", &["ip", "route", "flush", "cache"]);
-    }
+    let sent = || tb.stats()["frag_needed_sent"].as_u64().unwrap_or(0) - before;
+    tb.wait_for("ICMP fragmentation-needed sent for ipip", Duration::from_secs(3), || sent() > 0);
+    println!("  ipip: {} ICMP fragmentation-needed sent, connections completed", sent());
 }
 
 fn backend_state(tb: &Testbed, service: &str, ip: &str) -> String {
