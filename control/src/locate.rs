@@ -192,74 +192,56 @@ impl Walker<'_> {
         }
     }
 
-    fn list(&mut self, path: &str) {
+    /// Items separated by commas up to `close` (the opening bracket is consumed here); `item`
+    /// reads one, given its index.
+    fn sequence(&mut self, close: u8, mut item: impl FnMut(&mut Self, usize)) {
         self.bump();
         let mut idx = 0;
         loop {
             self.skip_ws();
             match self.peek() {
                 None => return,
-                Some(b']') => {
+                Some(c) if c == close => {
                     self.bump();
                     return;
                 }
                 _ => {}
             }
-            self.value(format!("{path}[{idx}]"));
+            item(self, idx);
             self.skip_ws();
             if self.peek() == Some(b',') {
                 self.bump();
                 idx += 1;
-            } else if self.peek() != Some(b']') {
+            } else if self.peek() != Some(close) {
                 return;
             }
         }
     }
 
+    fn list(&mut self, path: &str) {
+        self.sequence(b']', |w, idx| w.value(format!("{path}[{idx}]")));
+    }
+
     /// A struct `(field: value, ...)` or a tuple `(value, ...)`.
     fn parens(&mut self, path: &str) {
-        self.bump();
-        let mut idx = 0;
-        loop {
-            self.skip_ws();
-            match self.peek() {
-                None => return,
-                Some(b')') => {
-                    self.bump();
+        self.sequence(b')', |w, idx| {
+            // A field name, if an identifier is followed by a single ':'.
+            let save = (w.i, w.line, w.col);
+            if matches!(w.peek(), Some(c) if c.is_ascii_alphabetic() || c == b'_') {
+                let pos = (w.line, w.col);
+                let id = w.ident();
+                w.skip_ws();
+                if w.peek() == Some(b':') && w.s.get(w.i + 1) != Some(&b':') {
+                    w.bump();
+                    let p = if path.is_empty() { id } else { format!("{path}.{id}") };
+                    w.out.entry(p.clone()).or_insert(pos);
+                    w.value(p);
                     return;
                 }
-                _ => {}
+                (w.i, w.line, w.col) = save;
             }
-            // Field name, if an identifier is followed by a single ':'.
-            let save = (self.i, self.line, self.col);
-            let mut field = None;
-            if matches!(self.peek(), Some(c) if c.is_ascii_alphabetic() || c == b'_') {
-                let pos = (self.line, self.col);
-                let id = self.ident();
-                self.skip_ws();
-                if self.peek() == Some(b':') && self.s.get(self.i + 1) != Some(&b':') {
-                    self.bump();
-                    field = Some((id, pos));
-                } else {
-                    (self.i, self.line, self.col) = save;
-                }
-            }
-            match field {
-                Some((name, pos)) => {
-                    let p = if path.is_empty() { name } else { format!("{path}.{name}") };
-                    self.out.entry(p.clone()).or_insert(pos);
-                    self.value(p);
-                }
-                None => self.value(if path.is_empty() { format!("{idx}") } else { format!("{path}.{idx}") }),
-            }
-            self.skip_ws();
-            if self.peek() == Some(b',') {
-                self.bump();
-                idx += 1;
-            } else if self.peek() != Some(b')') {
-                return;
-            }
-        }
+            w.value(if path.is_empty() { format!("{idx}") } else { format!("{path}.{idx}") });
+        });
     }
 }
 

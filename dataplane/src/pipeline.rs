@@ -179,12 +179,7 @@ impl Worker {
         for (pkts, verdicts) in pkts.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
             ahead.clear();
             for pkt in pkts.iter() {
-                let frame = parse(pkt.data());
-                let hash = match &frame {
-                    Ok(Frame::Ipv4(p)) => flow_key(p).hash(),
-                    _ => 0,
-                };
-                ahead.push((frame, hash));
+                ahead.push(parse_and_hash(pkt.data()));
             }
             // A tight loop of independent loads: all of the burst's bucket misses in flight.
             let mut touched = 0u8;
@@ -207,11 +202,7 @@ impl Worker {
         now: Millis,
         sink: &mut S,
     ) -> Verdict {
-        let frame = parse(pkt.data());
-        let hash = match &frame {
-            Ok(Frame::Ipv4(p)) => flow_key(p).hash(),
-            _ => 0,
-        };
+        let (frame, hash) = parse_and_hash(pkt.data());
         self.run_parsed(pkt, frame, hash, in_port, now, sink)
     }
 
@@ -236,6 +227,17 @@ impl Worker {
         }
         v
     }
+}
+
+/// Parse a frame once and hash the flow it would belong to (0 when it is not IPv4).
+#[inline]
+fn parse_and_hash(data: &[u8]) -> (Result<Frame, DropReason>, u64) {
+    let frame = parse(data);
+    let hash = match &frame {
+        Ok(Frame::Ipv4(p)) => flow_key(p).hash(),
+        _ => 0,
+    };
+    (frame, hash)
 }
 
 /// The flow a client→VIP packet belongs to: its 5-tuple, or its addresses only when it is a
