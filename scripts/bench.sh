@@ -97,7 +97,7 @@ RON
   fi
   kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
   rm -f "$sock"
-  printf '%s' "$samples" | grep -v '^$' | median
+  printf '%s' "$samples" | { grep -v '^$' || true; } | median
 }
 
 declare -A R

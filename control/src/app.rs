@@ -81,12 +81,20 @@ pub fn run(args: RunArgs) -> Result<(), String> {
 
     let descs = 1024u32;
     let per_port = 2 * nw as u32 * descs;
-    let pool_size = (cfg.ports.len() as u32 * per_port + 8192).next_power_of_two() - 1;
+    // Enough for every queue by default; the file may ask for more (a replayed capture needs
+    // one mbuf per packet) or for smaller buffers.
+    let (pool_size, data_room) = match &cfg.mempool {
+        Some(m) => (m.mbufs, m.data_room),
+        None => {
+            ((cfg.ports.len() as u32 * per_port + 8192).next_power_of_two() - 1, Mempool::default_data_room())
+        }
+    };
     let pool = Arc::new(
-        Mempool::new("dsrlb_pool", pool_size, 256, Mempool::default_data_room(), None)
-            .map_err(|e| format!("mempool of {pool_size}: {e}"))?,
+        Mempool::new("dsrlb_pool", pool_size, 256, data_room, None)
+            .map_err(|e| format!("mempool of {pool_size} x {data_room} B: {e}"))?,
     );
 
+    info!("mempool: {} mbufs of {} bytes ({} available)", pool.size(), data_room, pool.available());
     let mut ports = Vec::new();
     let mut macs = Vec::new();
     for (i, pc) in cfg.ports.iter().enumerate() {
