@@ -689,11 +689,8 @@ impl ControlCore {
                         Mode::Ipip => "ipip".into(),
                         Mode::Dscp(c) => format!("dscp({c})"),
                     },
-                    scheduler: format!("{:?}", s.scheduler).to_lowercase(),
-                    persistence: s
-                        .persistence
-                        .as_ref()
-                        .map(|p| format!("{:?} {}s", p.by, p.timeout).to_lowercase()),
+                    scheduler: s.scheduler.name().into(),
+                    persistence: s.persistence.as_ref().map(|p| format!("{} {}s", p.by.name(), p.timeout)),
                     backends_up: mine.iter().filter(|r| r.state == "up").count(),
                     backends: mine.len(),
                     packets: c.packets,
