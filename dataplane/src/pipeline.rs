@@ -188,7 +188,7 @@ impl Worker {
             }
             std::hint::black_box(touched);
             for ((pkt, v), (frame, hash)) in pkts.iter_mut().zip(verdicts.iter_mut()).zip(ahead.iter()) {
-                *v = self.run_parsed(pkt, *frame, *hash, in_port, now, sink);
+                *v = self.run_parsed(pkt, frame, *hash, in_port, now, sink);
             }
         }
     }
@@ -203,14 +203,14 @@ impl Worker {
         sink: &mut S,
     ) -> Verdict {
         let (frame, hash) = parse_and_hash(pkt.data());
-        self.run_parsed(pkt, frame, hash, in_port, now, sink)
+        self.run_parsed(pkt, &frame, hash, in_port, now, sink)
     }
 
     #[inline]
     fn run_parsed<B: PacketBuf, S: PacketSink<B>>(
         &mut self,
         pkt: &mut B,
-        frame: Result<Frame, DropReason>,
+        frame: &Result<Frame, DropReason>,
         hash: u64,
         in_port: u16,
         now: Millis,
@@ -257,7 +257,7 @@ fn classify<B: PacketBuf, S: PacketSink<B>>(
     snap: &Snapshot,
     st: &mut State,
     pkt: &mut B,
-    frame: Result<Frame, DropReason>,
+    frame: &Result<Frame, DropReason>,
     hash: u64,
     in_port: u16,
     now: Millis,
@@ -266,7 +266,7 @@ fn classify<B: PacketBuf, S: PacketSink<B>>(
     let p = match frame {
         Ok(Frame::Ipv4(p)) => p,
         Ok(Frame::Arp) => return Verdict::ToControl,
-        Err(r) => return Verdict::Drop(r),
+        Err(r) => return Verdict::Drop(*r),
     };
     // The common case first: TCP/UDP to a service, found in one lookup.
     if p.proto == ipv4::PROTO_TCP || p.proto == ipv4::PROTO_UDP {
@@ -276,12 +276,12 @@ fn classify<B: PacketBuf, S: PacketSink<B>>(
             snap.find_service(p.dst, p.proto, p.dport)
         };
         if let Some(svc) = svc {
-            return forward_service(snap, st, pkt, &p, hash, svc, in_port, now, sink);
+            return forward_service(snap, st, pkt, p, hash, svc, in_port, now, sink);
         }
     }
     if snap.is_vip(p.dst) {
         return match p.proto {
-            ipv4::PROTO_ICMP => icmp_to_vip(snap, st, pkt, &p, in_port, now, sink),
+            ipv4::PROTO_ICMP => icmp_to_vip(snap, st, pkt, p, in_port, now, sink),
             ipv4::PROTO_TCP | ipv4::PROTO_UDP if p.fragment == Fragment::Later => {
                 Verdict::Drop(DropReason::FragmentWithoutService)
             }
@@ -293,7 +293,7 @@ fn classify<B: PacketBuf, S: PacketSink<B>>(
     }
     if let Some(client) = snap.client_port {
         if snap.ports.get(in_port as usize).map(|x| x.role) == Some(PortRole::Server) {
-            return route_to_client(snap, st, pkt, &p, client);
+            return route_to_client(snap, st, pkt, p, client);
         }
     }
     Verdict::Drop(DropReason::NotForUs)
