@@ -232,6 +232,16 @@ pub fn kill_in_ns(ns: &str, pattern: &str) {
     }
 }
 
+/// Download `bytes` from `vip` (the servers' /bytes/N) in the client namespace; returns curl's
+/// "SIZE HTTP_CODE".
+pub fn download(vip: &str, bytes: u64) -> String {
+    let url = format!("http://{vip}/bytes/{bytes}");
+    in_ns_ok(
+        "c1",
+        &["curl", "-s", "-m", "60", "-o", "/dev/null", "-w", "%{size_download} %{http_code}", &url],
+    )
+}
+
 /// A UDP datagram to `vip:5353` from `src`, and the echo (prefixed with the server's name).
 pub fn udp_echo(vip: &str, src: &str, msg: &str) -> Result<String, String> {
     udp_echo_from(vip, src, 0, msg)

@@ -23,21 +23,7 @@ fn inline_l2(tb: &Testbed) {
     assert_eq!(seen.len(), 3, "{seen:?}");
     let echo = udp_echo("10.0.0.100", CLIENTS[0], "inline").expect("udp");
     assert!(echo.ends_with("inline"));
-    let d = in_ns_ok(
-        "c1",
-        &[
-            "curl",
-            "-s",
-            "-m",
-            "60",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{size_download}",
-            "http://10.0.0.100/bytes/10000000",
-        ],
-    );
-    assert_eq!(d, "10000000");
+    assert_eq!(download("10.0.0.100", 10_000_000), "10000000 200");
     // The replies (about 6900 segments for 10 MB) came back through the LB, routed.
     let routed = || tb.stats()["inline_routed"].as_u64().unwrap_or(0);
     tb.wait_for("server replies routed by the LB", std::time::Duration::from_secs(5), || routed() > 5000);

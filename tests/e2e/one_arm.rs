@@ -174,20 +174,7 @@ fn large_transfers(tb: &Testbed) {
     let before = tb.stats()["frag_needed_sent"].as_u64().unwrap_or(0);
     for (vip, mode, _) in HTTP_SERVICES {
         let t = Instant::now();
-        let d = in_ns_ok(
-            "c1",
-            &[
-                "curl",
-                "-s",
-                "-m",
-                "60",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{size_download} %{http_code}",
-                &format!("http://{vip}/bytes/10000000"),
-            ],
-        );
+        let d = download(vip, 10_000_000);
         assert_eq!(d, "10000000 200", "{mode}: download");
         let u = in_ns_ok(
             "c1",
