@@ -16,7 +16,7 @@ use dataplane::{DropReason, Snapshot, WorkerConfig};
 use dpdk_bindings::{Eal, LcoreJoin, Mbuf, Mempool, Port, PortConfig};
 use log::{error, info, warn};
 
-use crate::config::{Config, Mode, Protocol, Role};
+use crate::config::{BackendConfig, Config, HealthCheckConfig, Mode, Protocol, Role, ServiceConfig};
 use crate::frames;
 use crate::probe::{Outcome, Prober, Target};
 use crate::runtime::Runtime;
@@ -212,7 +212,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     for j in jobs {
         j.join();
     }
-    cp.collect_stats_now();
+    cp.take_replies(); // the last counters the workers sent before they stopped
     cp.update_view();
     let v = cp.view.lock().map(|v| v.stats.clone()).unwrap_or_default();
     info!(
@@ -335,11 +335,6 @@ impl ControlCore {
                 }
             }
         }
-    }
-
-    /// Ask every worker for counters and wait (shutdown: workers have stopped, use what we have).
-    fn collect_stats_now(&mut self) {
-        self.take_replies();
     }
 
     fn send(&mut self, port: u16, frame: &[u8]) {
@@ -492,15 +487,17 @@ impl ControlCore {
         }
     }
 
+    /// The service, its health check and the backend entry behind a checked backend id.
+    fn checked(&self, backend: u32) -> Option<(&ServiceConfig, &HealthCheckConfig, &BackendConfig)> {
+        self.rt.cfg.services.iter().find_map(|s| {
+            let h = s.health_check.as_ref()?;
+            let b = s.backends.iter().find(|b| self.rt.backend_id(s, b.ip) == backend)?;
+            Some((s, h, b))
+        })
+    }
+
     fn interval_of(&self, backend: u32) -> Duration {
-        for s in &self.rt.cfg.services {
-            if let Some(h) = &s.health_check {
-                if s.backends.iter().any(|b| self.rt.backend_id(s, b.ip) == backend) {
-                    return Duration::from_secs_f64(h.interval);
-                }
-            }
-        }
-        Duration::from_secs(2)
+        self.checked(backend).map_or(Duration::from_secs(2), |(_, h, _)| Duration::from_secs_f64(h.interval))
     }
 
     fn probe_targets(&self, now: Instant) -> Vec<Target> {
@@ -530,13 +527,10 @@ impl ControlCore {
 
     /// Apply a probe outcome to the backend's rise/fall state machine.
     fn record(&mut self, backend: u32, outcome: Outcome) {
-        let (rise, fall, name) = match self.rt.cfg.services.iter().find_map(|s| {
-            let h = s.health_check.as_ref()?;
-            let b = s.backends.iter().find(|b| self.rt.backend_id(s, b.ip) == backend)?;
-            Some((h.rise, h.fall, format!("{}:{} {}", s.vip, s.port, b.ip)))
-        }) {
-            Some(x) => x,
-            None => return,
+        let Some((rise, fall, name)) =
+            self.checked(backend).map(|(s, h, b)| (h.rise, h.fall, format!("{}:{} {}", s.vip, s.port, b.ip)))
+        else {
+            return;
         };
         let Some(h) = self.rt.health.get_mut(&backend) else { return };
         h.probes += 1;

@@ -206,8 +206,8 @@ pub fn make_frag_needed<B: PacketBuf>(
     let icmp_at = l2 + ipv4::MIN_HEADER_LEN;
     let quote_at = icmp_at + icmp::HEADER_LEN;
     let total = quote_at + quote;
-    let cur = pkt.data().len();
-    if total > cur && !pkt.set_len(total) {
+    // One length change first: the quote's source (l2..l2 + quote) lies inside the new length.
+    if !pkt.set_len(total) {
         return false;
     }
     let d = pkt.data_mut();
@@ -233,7 +233,7 @@ pub fn make_frag_needed<B: PacketBuf>(
     m[6..8].copy_from_slice(&mtu.to_be_bytes());
     let c = checksum::checksum(&d[icmp_at..total]);
     d[icmp_at + 2..icmp_at + 4].copy_from_slice(&c.to_be_bytes());
-    pkt.set_len(total)
+    true
 }
 
 /// Inline mode, server side → client side: new L2 addresses, TTL − 1, IP checksum updated;

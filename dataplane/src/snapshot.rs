@@ -132,8 +132,6 @@ pub struct Snapshot {
     pub(crate) maglev: Vec<MaglevTable>,
     /// Per service: (backend id, weight) of those that may take new flows.
     pub(crate) eligible: Vec<Vec<(u32, u32)>>,
-    /// Backend id → (service position, index in its service's backends).
-    backend_at: Vec<Option<(u16, u16)>>,
     /// Backend id → how to forward to it (`None` for ids not in this configuration).
     forward: Vec<Option<Forward>>,
     services_by_key: U64Map,
@@ -270,7 +268,6 @@ impl Snapshot {
             epoch,
             maglev,
             eligible,
-            backend_at,
             forward,
             services_by_key: U64Map::build(&keys),
             fragment_owner: U64Map::build(&frag_pairs),
@@ -285,7 +282,7 @@ impl Snapshot {
 
     /// One past the largest backend id (sizes per-backend arrays).
     pub fn backend_id_bound(&self) -> usize {
-        self.backend_at.len()
+        self.forward.len()
     }
 
     pub fn service_id_bound(&self) -> usize {
@@ -316,21 +313,6 @@ impl Snapshot {
     #[inline]
     pub fn fragment_service(&self, vip: [u8; 4], proto: u8) -> Option<usize> {
         self.fragment_owner.get(service_key(vip, proto, 0)).map(|p| p as usize)
-    }
-
-    /// The backend with `id`, if it belongs to service position `svc`.
-    #[inline]
-    pub fn backend_of(&self, svc: usize, id: u32) -> Option<&BackendInfo> {
-        match self.backend_at.get(id as usize) {
-            Some(Some((s, i))) if *s as usize == svc => self.services[svc].backends.get(*i as usize),
-            _ => None,
-        }
-    }
-
-    /// Any backend by id.
-    pub fn backend(&self, id: u32) -> Option<&BackendInfo> {
-        let (s, i) = (*self.backend_at.get(id as usize)?)?;
-        self.services[s as usize].backends.get(i as usize)
     }
 
     /// How to forward to backend `id` if it belongs to service position `svc`.
