@@ -190,10 +190,13 @@ fn maglev_build_ms(n: u32) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    // `--profile`: one small case only, for callgrind or perf.
-    if std::env::args().any(|a| a == "--profile") {
-        let (ns, _) = ns_per_packet(0, 1, 64, 320_000);
-        println!("l2 1 flow 64 B: {ns:.1} ns/packet");
+    // `--profile [FLOWS [PACKETS]]`: one l2 64-byte case only, for callgrind or perf.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--profile") {
+        let num = |i: usize, default: usize| args.get(at + i).and_then(|a| a.parse().ok()).unwrap_or(default);
+        let (flows, packets) = (num(1, 1), num(2, 320_000));
+        let (ns, _) = ns_per_packet(0, flows, 64, packets);
+        println!("l2 {flows} flows 64 B: {ns:.1} ns/packet");
         return;
     }
     let (flow_counts, packets): (&[usize], usize) =

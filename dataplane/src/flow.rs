@@ -1,7 +1,7 @@
 //! Flow keys, the hash every stage agrees on, and the per-worker flow table with the active-flow
 //! count per backend that least-connections scheduling reads.
 
-use crate::table::{Entry, Insert, Millis, Table};
+use crate::table::{Entry, Insert, MemoryAdvice, Millis, Table};
 
 /// The 5-tuple of a client→VIP flow (ports are 0 for fragmented datagrams, which are
 /// scheduled on addresses only so every fragment lands on the same backend). Packed in two
@@ -15,6 +15,8 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    pub const ZERO: FlowKey = FlowKey { addrs: 0, rest: 0 };
+
     #[inline]
     pub fn new(proto: u8, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Self {
         FlowKey {
@@ -75,7 +77,11 @@ pub struct FlowTable {
 
 impl FlowTable {
     pub fn new(capacity: usize, backend_ids: usize) -> Self {
-        FlowTable { table: Table::new(capacity), active: vec![0; backend_ids] }
+        Self::with_memory_advice(capacity, backend_ids, None)
+    }
+
+    pub fn with_memory_advice(capacity: usize, backend_ids: usize, advise: Option<MemoryAdvice>) -> Self {
+        FlowTable { table: Table::with_memory_advice(capacity, advise), active: vec![0; backend_ids] }
     }
 
     /// Grow the per-backend counts when a configuration adds backend ids (between bursts).
@@ -107,10 +113,10 @@ impl FlowTable {
         self.active.get(backend as usize).copied().unwrap_or(0)
     }
 
-    /// Read the key's home bucket so it is in cache by the time the packet is processed.
+    /// Start pulling the key's home bucket into cache before the packet is processed.
     #[inline]
-    pub fn touch(&self, hash: u64) -> u8 {
-        self.table.touch(hash)
+    pub fn prefetch(&self, hash: u64) {
+        self.table.prefetch(hash)
     }
 
     #[inline]

@@ -30,7 +30,7 @@ pub fn rewrite_dscp(
     next_hop: [u8; 6],
     port_mac: [u8; 6],
 ) {
-    let ip = p.l3;
+    let ip = p.l3();
     let old_word = be16(frame, ip);
     frame[ip + ipv4::field::TOS] = (code << 2) | (p.tos & 0x03);
     let new_word = be16(frame, ip);
@@ -41,7 +41,7 @@ pub fn rewrite_dscp(
     frame[ip + ipv4::field::DST..ip + ipv4::field::DST + 4].copy_from_slice(&real_ip);
     // The L4 checksum covers the destination through the pseudo-header (later fragments carry
     // no L4 header, and ICMP has no pseudo-header).
-    if let Some(l4_off) = p.l4 {
+    if let Some(l4_off) = p.l4() {
         let at = match p.proto {
             ipv4::PROTO_TCP => Some(l4_off + l4::TCP_CHECKSUM),
             ipv4::PROTO_UDP => Some(l4_off + l4::UDP_CHECKSUM),
@@ -96,13 +96,13 @@ pub fn encap_ipip<B: PacketBuf, S: PacketSink<B>>(
     prm: &IpipParams,
     sink: &mut S,
 ) -> EncapResult {
-    let inner_len = p.ip_len;
+    let inner_len = p.ip_len();
     let outer_len = inner_len + IPIP_OVERHEAD;
     if outer_len > prm.mtu && p.df {
         let mtu = prm.mtu.saturating_sub(IPIP_OVERHEAD).min(u16::MAX as usize) as u16;
         return EncapResult::TooBig { mtu };
     }
-    let l2 = p.l3;
+    let l2 = p.l3();
     // Drop Ethernet padding after the inner datagram so the outer length is exact.
     if !pkt.set_len(l2 + inner_len) || !pkt.prepend(IPIP_OVERHEAD) {
         return EncapResult::NoBuffer;
@@ -136,8 +136,8 @@ fn fragment_outer<B: PacketBuf, S: PacketSink<B>>(
     prm: &IpipParams,
     sink: &mut S,
 ) -> EncapResult {
-    let l2 = p.l3;
-    let inner_len = p.ip_len;
+    let l2 = p.l3();
+    let inner_len = p.ip_len();
     let chunk = (prm.mtu - IPIP_OVERHEAD) & !7;
     if chunk == 0 {
         return EncapResult::NoBuffer;
@@ -201,8 +201,8 @@ pub fn make_frag_needed<B: PacketBuf>(
     port_mac: [u8; 6],
     mtu: u16,
 ) -> bool {
-    let l2 = p.l3;
-    let quote = p.ip_len.min(ICMP_QUOTE_MAX);
+    let l2 = p.l3();
+    let quote = p.ip_len().min(ICMP_QUOTE_MAX);
     let icmp_at = l2 + ipv4::MIN_HEADER_LEN;
     let quote_at = icmp_at + icmp::HEADER_LEN;
     let total = quote_at + quote;
@@ -243,11 +243,11 @@ pub fn route_forward(frame: &mut [u8], p: &Parsed, next_hop: [u8; 6], port_mac: 
     if p.ttl <= 1 {
         return false;
     }
-    let at = p.l3 + ipv4::field::TTL;
+    let at = p.l3() + ipv4::field::TTL;
     let old = be16(frame, at);
     frame[at] = p.ttl - 1;
     let new = be16(frame, at);
-    let ck = p.l3 + ipv4::field::CHECKSUM;
+    let ck = p.l3() + ipv4::field::CHECKSUM;
     let c = checksum::update16(be16(frame, ck), old, new);
     frame[ck..ck + 2].copy_from_slice(&c.to_be_bytes());
     ethernet::set_macs(frame, next_hop, port_mac);

@@ -9,6 +9,10 @@
 pub const PROBE_BUCKETS: usize = 4;
 const SLOTS: usize = 2;
 
+/// Called with the address and length of a table's memory before its first write; returns
+/// whether the advice was taken (e.g. `dpdk_bindings::advise_huge_pages`).
+pub type MemoryAdvice = fn(usize, usize) -> bool;
+
 /// Time in milliseconds on a wrapping 32-bit clock (49 days per lap; ages compare wrapping).
 pub type Millis = u32;
 
@@ -64,9 +68,20 @@ impl<K: Copy + Default + Eq> Table<K> {
     /// A table that holds at least `capacity` entries: `capacity` rounded up to a power of two
     /// buckets of two slots, so the load stays at or under one half.
     pub fn new(capacity: usize) -> Self {
-        let buckets = capacity.max(PROBE_BUCKETS).next_power_of_two();
-        let empty = Bucket { slots: [Slot::default(); SLOTS] };
-        Table { buckets: vec![empty; buckets].into_boxed_slice(), mask: buckets - 1, len: 0, sweep_cursor: 0 }
+        Self::with_memory_advice(capacity, None)
+    }
+
+    /// As `new`, and `advise(address, bytes)` is called on the bucket memory after it is
+    /// reserved and before it is first written, when the kernel still decides how to back it
+    /// (the appliance asks for huge pages there: see `WorkerConfig::memory_advice`).
+    pub fn with_memory_advice(capacity: usize, advise: Option<MemoryAdvice>) -> Self {
+        let n = capacity.max(PROBE_BUCKETS).next_power_of_two();
+        let mut buckets: Vec<Bucket<K>> = Vec::with_capacity(n);
+        if let Some(advise) = advise {
+            advise(buckets.as_ptr() as usize, n * std::mem::size_of::<Bucket<K>>());
+        }
+        buckets.resize(n, Bucket { slots: [Slot::default(); SLOTS] });
+        Table { buckets: buckets.into_boxed_slice(), mask: n - 1, len: 0, sweep_cursor: 0 }
     }
 
     /// Entries the table was sized for (half its slots).
@@ -88,11 +103,11 @@ impl<K: Copy + Default + Eq> Table<K> {
         std::mem::size_of_val(&*self.buckets)
     }
 
-    /// Load a byte of the key's home bucket: a safe stand-in for a prefetch. The loads of a
-    /// burst are independent, so the CPU keeps many misses in flight at once.
+    /// Start pulling the key's home bucket into cache. A prefetch, unlike a load, retires at
+    /// once: the CPU goes on with other packets while the miss is served.
     #[inline]
-    pub fn touch(&self, hash: u64) -> u8 {
-        self.buckets[hash as usize & self.mask].slots[0].entry.flags
+    pub fn prefetch(&self, hash: u64) {
+        mem_prefetch::prefetch_write_data::<_, 3>(&self.buckets[hash as usize & self.mask]);
     }
 
     /// The live entry for `key`, with mutable access to refresh it.
