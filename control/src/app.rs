@@ -134,6 +134,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let wcfg = WorkerConfig {
         flow_capacity: cfg.flow_table_size,
         persistence_capacity: cfg.persistence_table_size,
+        memory_advice: Some(dpdk_bindings::advise_huge_pages),
         ..WorkerConfig::default()
     };
     let idle_sleep_us = cfg.worker_idle_sleep_us;
