@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README, CI), as root: set up the machine if needed, then check
 # formatting and lints, run every test — unit and property tests, DPDK vdev tests, end-to-end
-# tests with real kernels in network namespaces — and short smoke runs of both benchmarks
+# tests with real kernels in network namespaces — and short smoke runs of the benchmarks
 # (that they work, not how fast). Ends with one line: "tests: N passed, M failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,7 @@ cargo test --workspace --release 2>&1 | tee "$LOG" || status=$?
 echo "== benchmark smoke runs"
 cargo bench -q -p dataplane --bench pipeline -- --quick || status=1
 scripts/bench.sh --smoke --out /tmp/dsrlb-bench-smoke || status=1
+scripts/bench-health.sh --smoke || status=1
 
 # One summary over cargo's per-binary lines and our harnesses' "N passed, M failed" lines.
 python3 - "$LOG" "$status" <<'PY'

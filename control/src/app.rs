@@ -462,16 +462,24 @@ impl ControlCore {
             let f = frames::arp_request(self.rt.port_macs[port as usize], self.rt.lb_addr(port), ip);
             self.send(port, &f);
         }
-        // Health checks due.
+        // Health checks due. Only those are looked at further: with thousands of backends,
+        // building every probe target on every tick was most of the control core's work.
         let mut out = Vec::new();
         let mut immediate = Vec::new();
-        for t in self.probe_targets(now) {
-            let due = self.next_probe.get(&t.backend).is_none_or(|d| now >= *d);
-            if !due || self.prober.in_flight(t.backend) {
-                continue;
-            }
-            let interval = self.interval_of(t.backend);
-            self.next_probe.insert(t.backend, now + interval);
+        let due: Vec<(u32, Option<Instant>)> = self
+            .checked_backends()
+            .filter_map(|id| {
+                let next = self.next_probe.get(&id).copied();
+                (next.is_none_or(|d| now >= d) && !self.prober.in_flight(id)).then_some((id, next))
+            })
+            .collect();
+        for (id, was_due) in due {
+            let Some(t) = self.probe_target(id, now) else { continue };
+            // Keep the cadence: the next check is an interval after this one was due, not after
+            // the tick that noticed it (unless we fell more than an interval behind).
+            let interval = self.interval_of(id);
+            let next = was_due.map(|d| d + interval).filter(|n| *n > now).unwrap_or(now + interval);
+            self.next_probe.insert(id, next);
             self.prober.remember(&t);
             let b = t.backend;
             if let Some(o) = self.prober.start(t, now, &mut out) {
@@ -490,40 +498,42 @@ impl ControlCore {
 
     /// The service, its health check and the backend entry behind a checked backend id.
     fn checked(&self, backend: u32) -> Option<(&ServiceConfig, &HealthCheckConfig, &BackendConfig)> {
-        self.rt.cfg.services.iter().find_map(|s| {
-            let h = s.health_check.as_ref()?;
-            let b = s.backends.iter().find(|b| self.rt.backend_id(s, b.ip) == backend)?;
-            Some((s, h, b))
-        })
+        let (s, b) = self.rt.backend_config(backend)?;
+        Some((s, s.health_check.as_ref()?, b))
+    }
+
+    /// Ids of every backend whose service has a health check.
+    fn checked_backends(&self) -> impl Iterator<Item = u32> + '_ {
+        self.rt
+            .cfg
+            .services
+            .iter()
+            .filter(|s| s.health_check.is_some())
+            .flat_map(move |s| s.backends.iter().map(move |b| self.rt.backend_id(s, b.ip)))
     }
 
     fn interval_of(&self, backend: u32) -> Duration {
         self.checked(backend).map_or(Duration::from_secs(2), |(_, h, _)| Duration::from_secs_f64(h.interval))
     }
 
-    fn probe_targets(&self, now: Instant) -> Vec<Target> {
-        let mut v = Vec::new();
-        for s in &self.rt.cfg.services {
-            let Some(h) = &s.health_check else { continue };
-            for b in &s.backends {
-                let Some((port, next_hop)) = self.rt.route(b.ip) else { continue };
-                let static_mac = b.mac.as_deref().and_then(crate::config::parse_mac);
-                v.push(Target {
-                    backend: self.rt.backend_id(s, b.ip),
-                    mode: s.mode,
-                    check: h.check.clone(),
-                    vip: s.vip,
-                    real_ip: b.ip,
-                    port: h.port.unwrap_or(s.port),
-                    egress: port,
-                    port_mac: self.rt.port_macs[port as usize],
-                    lb_ip: self.rt.lb_addr(port),
-                    next_hop_mac: static_mac.or_else(|| self.rt.neigh.lookup(port, next_hop, now)),
-                    timeout: Duration::from_secs_f64(h.timeout),
-                });
-            }
-        }
-        v
+    /// How to probe a checked backend now; `None` if it has no check or no route.
+    fn probe_target(&self, backend: u32, now: Instant) -> Option<Target> {
+        let (s, h, b) = self.checked(backend)?;
+        let (port, next_hop) = self.rt.route(b.ip)?;
+        let static_mac = b.mac.as_deref().and_then(crate::config::parse_mac);
+        Some(Target {
+            backend,
+            mode: s.mode,
+            check: h.check.clone(),
+            vip: s.vip,
+            real_ip: b.ip,
+            port: h.port.unwrap_or(s.port),
+            egress: port,
+            port_mac: self.rt.port_macs[port as usize],
+            lb_ip: self.rt.lb_addr(port),
+            next_hop_mac: static_mac.or_else(|| self.rt.neigh.lookup(port, next_hop, now)),
+            timeout: Duration::from_secs_f64(h.timeout),
+        })
     }
 
     /// Apply a probe outcome to the backend's rise/fall state machine.

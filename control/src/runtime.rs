@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use dataplane::snapshot::{self as snap, BackendInfo, BackendState, PortInfo, ServiceInfo, Snapshot};
 
-use crate::config::{Cidr, Config, Mode, PersistBy, Protocol, Role, SchedulerName, ServiceConfig};
+use crate::config::{
+    BackendConfig, Cidr, Config, Mode, PersistBy, Protocol, Role, SchedulerName, ServiceConfig,
+};
 use crate::neigh::{Mac, Neighbors};
 
 /// A service's identity across reloads.
@@ -32,6 +34,9 @@ pub struct Runtime {
     pub subnets: Vec<Vec<Cidr>>,
     service_ids: HashMap<ServiceKey, u16>,
     backend_ids: HashMap<(ServiceKey, Ipv4Addr), u32>,
+    /// Backend id → (service position, backend position) in `cfg`: the control core looks
+    /// backends up by id for every probe, and a search would make that O(backends).
+    positions: HashMap<u32, (usize, usize)>,
     /// By backend id.
     pub health: HashMap<u32, Health>,
     /// `dsrlb ctl drain`/`undrain` overrides, by backend id (the file's `drain` otherwise).
@@ -70,6 +75,7 @@ impl Runtime {
             port_macs,
             service_ids: HashMap::new(),
             backend_ids: HashMap::new(),
+            positions: HashMap::new(),
             health: HashMap::new(),
             drain_override: HashMap::new(),
             neigh,
@@ -83,22 +89,23 @@ impl Runtime {
     /// and health; new backends start down until their first check passes (up at once if the
     /// service has no check).
     pub fn apply(&mut self, cfg: Config) {
-        let mut live = Vec::new();
-        for s in &cfg.services {
+        let mut positions = HashMap::new();
+        for (si, s) in cfg.services.iter().enumerate() {
             let k = key_of(s);
             let next = self.service_ids.len() as u16;
             self.service_ids.entry(k).or_insert(next);
-            for b in &s.backends {
+            for (bi, b) in s.backends.iter().enumerate() {
                 let next = self.backend_ids.len() as u32;
                 let id = *self.backend_ids.entry((k, b.ip)).or_insert(next);
-                live.push(id);
+                positions.insert(id, (si, bi));
                 self.health
                     .entry(id)
                     .or_insert_with(|| Health { up: s.health_check.is_none(), ..Health::default() });
             }
         }
-        self.health.retain(|id, _| live.contains(id));
-        self.drain_override.retain(|id, _| live.contains(id));
+        self.health.retain(|id, _| positions.contains_key(id));
+        self.drain_override.retain(|id, _| positions.contains_key(id));
+        self.positions = positions;
         self.cfg = cfg;
         let wanted = self.wanted_neighbors();
         self.neigh.set_wanted(wanted);
@@ -110,6 +117,13 @@ impl Runtime {
 
     pub fn backend_id(&self, s: &ServiceConfig, ip: Ipv4Addr) -> u32 {
         self.backend_ids[&(key_of(s), ip)]
+    }
+
+    /// The service and the backend entry behind a backend id of the running configuration.
+    pub fn backend_config(&self, id: u32) -> Option<(&ServiceConfig, &BackendConfig)> {
+        let &(si, bi) = self.positions.get(&id)?;
+        let s = self.cfg.services.get(si)?;
+        Some((s, s.backends.get(bi)?))
     }
 
     /// The port toward `ip` and the next hop on it: the address itself when on a port's subnet,
