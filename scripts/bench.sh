@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh [--smoke] [--rounds R] [--seconds S] [--flows "1 10000 1000000"] [--sizes "64 1500"]
 #                    [--modes "l2 ipip dscp"] [--out DIR]
+#   scripts/bench.sh --scaling [--rounds R] [--seconds S] [--flows ...] [--sizes ...]
 #
 # Source: net_pcap replaying a generated capture (infinite_rx=1, every packet a distinct flow);
 # sink: net_null (no-rx=1). dsrlb is the real binary (`dsrlb run`, the production worker loop on
@@ -10,12 +11,19 @@
 # dpdk-testpmd runs io, macswap and 5tswap on the same vdevs and lcores. Runs alternate; each
 # figure is the median of R rounds of per-second rates. Output: table on stdout, CSV and a PNG
 # plot (if matplotlib is present) in DIR.
+#
+# --scaling: two workers against one, l2. The capture is split by flow into two files, one per
+# RX queue of a two-queue net_pcap port (each flow whole on one queue, as RSS keeps it), and
+# dsrlb runs with one worker (lcore 1 on CPU 1) and with two (lcore 1 on CPU 0 beside the
+# control core, lcore 2 on CPU 1: the machine has two cores), alternating.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=3; SECS=6; FLOWS="1 10000 1000000"; SIZES="64 1500"; MODES="l2 ipip dscp"; OUT=/tmp/dsrlb-bench; SMOKE=0
+SCALING=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1; ROUNDS=1; SECS=3; FLOWS="1000"; SIZES="64"; MODES="l2 ipip dscp"; shift ;;
+    --scaling) SCALING=1; FLOWS="10000 1000000"; SIZES="64"; shift ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --seconds) SECS=$2; shift 2 ;;
     --flows) FLOWS=$2; shift 2 ;;
@@ -52,8 +60,13 @@ run_testpmd() { # pcap fwd mem mbufs room -> median Mpps of port 1 TX
     awk '{printf "%.3f\n", $1/1e6}' | median
 }
 
-run_dsrlb() { # pcap mode mem mbufs room flows -> median Mpps of port 1 TX
-  local pcap=$1 mode=$2 mem=$3 mbufs=$4 room=$5 flows=$6 cfg=$OUT/dsrlb-$2.ron sock=/run/dsrlb-bench-$$.sock
+run_dsrlb() { # pcap mode mem mbufs room flows [workers] -> median Mpps of port 1 TX
+  local pcap=$1 mode=$2 mem=$3 mbufs=$4 room=$5 flows=$6 workers=${7:-1} cfg=$OUT/dsrlb-$2.ron sock=/run/dsrlb-bench-$$.sock
+  local lcores='"-l", "0-1"' rx="rx_pcap=$pcap"
+  if [ "$workers" = 2 ]; then
+    lcores='"--lcores", "0@0,1@0,2@1"'
+    rx="rx_pcap=${pcap%.pcap}-q0.pcap,rx_pcap=${pcap%.pcap}-q1.pcap"
+  fi
   local mode_ron=$mode; [ "$mode" = dscp ] && mode_ron="dscp(7)"
   local backends=""
   for i in $(seq 11 26); do backends+="(ip: \"10.1.0.$i\", mac: \"02:00:00:01:00:$i\"), "; done
@@ -61,9 +74,9 @@ run_dsrlb() { # pcap mode mem mbufs room flows -> median Mpps of port 1 TX
   cat >"$cfg" <<RON
 #![enable(implicit_some)]
 (
-    eal: ["-l", "0-1", "--no-huge", "-m", "$mem", "--no-pci", "--no-shconf", "--file-prefix", "db$$", "--log-level", "lib.eal:error"],
+    eal: [$lcores, "--no-huge", "-m", "$mem", "--no-pci", "--no-shconf", "--file-prefix", "db$$", "--log-level", "lib.eal:error"],
     ports: [
-        (device: "net_pcap0,rx_pcap=$pcap,infinite_rx=1", role: client, addresses: ["10.0.0.2/24"]),
+        (device: "net_pcap0,$rx,infinite_rx=1", role: client, addresses: ["10.0.0.2/24"]),
         (device: "net_null0,no-rx=1", role: server, addresses: ["10.1.0.1/24"], mtu: 1600),
     ],
     flow_table_size: $ft,
@@ -99,6 +112,41 @@ RON
   rm -f "$sock"
   printf '%s' "$samples" | { grep -v '^$' || true; } | median
 }
+
+if [ $SCALING = 1 ]; then
+  echo "workers,flows,bytes,round,mpps" >"$OUT/scaling.csv"
+  for size in $SIZES; do
+    for flows in $FLOWS; do
+      pcap=$OUT/flows-$flows-$size.pcap
+      # one worker reads the whole capture, two workers its two halves: the same flows
+      [ -s "$pcap" ] || "$BIN/dsrlb-pcapgen" --out "$pcap" --flows "$flows" --size "$size" --proto mix 2>/dev/null
+      for q in 0 1; do
+        [ -s "${pcap%.pcap}-q$q.pcap" ] || "$BIN/dsrlb-pcapgen" --out "${pcap%.pcap}-q$q.pcap" --flows "$flows" \
+          --size "$size" --proto mix --shard "$q/2" 2>/dev/null
+      done
+      read -r mem mbufs room < <(mem_for "$flows" "$size")
+      for r in $(seq 1 "$ROUNDS"); do
+        for w in 1 2; do
+          v=$(run_dsrlb "$pcap" l2 "$mem" "$mbufs" "$room" "$flows" "$w")
+          echo "$w,$flows,$size,$r,$v" >>"$OUT/scaling.csv"
+          echo "  round $r: dsrlb l2, $w worker(s), $flows flows ${size} B: $v Mpps" >&2
+        done
+      done
+    done
+  done
+  python3 - "$OUT/scaling.csv" <<'PY'
+import csv, statistics, sys
+med = {}
+for r in csv.DictReader(open(sys.argv[1])):
+    med.setdefault((int(r["flows"]), int(r["bytes"]), int(r["workers"])), []).append(float(r["mpps"] or 0))
+med = {k: statistics.median(v) for k, v in med.items()}
+print(f"\n{'flows':>8} {'bytes':>6} {'1 worker Mpps':>14} {'2 workers Mpps':>15} {'ratio':>6}")
+for (f, b) in sorted({(f, b) for f, b, _ in med}):
+    one, two = med.get((f, b, 1), 0), med.get((f, b, 2), 0)
+    print(f"{f:>8} {b:>6} {one:>14.2f} {two:>15.2f} {two / one if one else 0:>6.2f}")
+PY
+  exit 0
+fi
 
 declare -A R
 for size in $SIZES; do

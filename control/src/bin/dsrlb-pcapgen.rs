@@ -2,7 +2,11 @@
 //! protocol mix, with correct checksums. `net_pcap` with `infinite_rx=1` replays the file.
 //!
 //!     dsrlb-pcapgen --out F.pcap --flows 10000 --size 64 [--proto tcp|udp|mix] [--syn]
-//!                   [--vip 10.0.0.100] [--dport 80]
+//!                   [--vip 10.0.0.100] [--dport 80] [--shard K/N]
+//!
+//! `--shard K/N` writes only flows i with i mod N = K: N such files split the flows between N
+//! receive queues (one file per `rx_pcap=` of a multi-queue net_pcap port), each flow whole on
+//! one queue as RSS would keep it.
 
 use std::io::{BufWriter, Write};
 use std::net::Ipv4Addr;
@@ -30,6 +34,18 @@ struct Args {
     vip: Ipv4Addr,
     #[arg(long, default_value_t = 80)]
     dport: u16,
+    /// K/N: only flows i with i mod N = K.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(u32, u32)>,
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 0/2")?;
+    let (k, n): (u32, u32) = (k.parse().map_err(|_| "K: not a number")?, n.parse().map_err(|_| "N: not a number")?);
+    if n == 0 || k >= n {
+        return Err(format!("{k}/{n}: need 0 <= K < N"));
+    }
+    Ok((k, n))
 }
 
 fn frame(a: &Args, i: u32) -> Vec<u8> {
@@ -87,8 +103,11 @@ fn main() -> std::io::Result<()> {
     w.write_all(&[0u8; 8])?;
     w.write_all(&65535u32.to_le_bytes())?;
     w.write_all(&1u32.to_le_bytes())?;
-    for i in 0..a.flows {
+    let (k, n) = a.shard.unwrap_or((0, 1));
+    let mut written = 0u32;
+    for i in (0..a.flows).filter(|i| i % n == k) {
         let f = frame(&a, i);
+        written += 1;
         w.write_all(&(i / 1_000_000).to_le_bytes())?;
         w.write_all(&(i % 1_000_000).to_le_bytes())?;
         w.write_all(&(f.len() as u32).to_le_bytes())?;
@@ -96,6 +115,6 @@ fn main() -> std::io::Result<()> {
         w.write_all(&f)?;
     }
     w.flush()?;
-    eprintln!("{}: {} flows, {} bytes per frame, {}", a.out.display(), a.flows, a.size.max(64), a.proto);
+    eprintln!("{}: {} flows, {} bytes per frame, {}", a.out.display(), written, a.size.max(64), a.proto);
     Ok(())
 }
