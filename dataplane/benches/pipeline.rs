@@ -190,13 +190,15 @@ fn maglev_build_ms(n: u32) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    // `--profile [FLOWS [PACKETS]]`: one l2 64-byte case only, for callgrind or perf.
+    // `--profile [FLOWS [PACKETS [MODE]]]`: one 64-byte case only (l2 unless MODE says), for
+    // callgrind or perf.
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--profile") {
         let num = |i: usize, default: usize| args.get(at + i).and_then(|a| a.parse().ok()).unwrap_or(default);
         let (flows, packets) = (num(1, 1), num(2, 320_000));
-        let (ns, _) = ns_per_packet(0, flows, 64, packets);
-        println!("l2 {flows} flows 64 B: {ns:.1} ns/packet");
+        let mode = args.get(at + 3).and_then(|m| VIPS.iter().position(|v| v.2 == m)).unwrap_or(0);
+        let (ns, _) = ns_per_packet(mode, flows, 64, packets);
+        println!("{} {flows} flows 64 B: {ns:.1} ns/packet", VIPS[mode].2);
         return;
     }
     let (flow_counts, packets): (&[usize], usize) =

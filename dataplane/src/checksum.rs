@@ -14,12 +14,12 @@ pub fn sum(data: &[u8], mut acc: u32) -> u32 {
     acc
 }
 
-/// Fold a 32-bit sum into 16 bits and complement it.
+/// Fold a 32-bit sum into 16 bits and complement it. Two folds always suffice: the first
+/// leaves at most 0x1fffe, the second at most 0xffff.
 #[inline]
-pub fn finish(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
+pub fn finish(acc: u32) -> u16 {
+    let acc = (acc & 0xffff) + (acc >> 16);
+    let acc = (acc & 0xffff) + (acc >> 16);
     !(acc as u16)
 }
 
@@ -38,19 +38,34 @@ pub fn pseudo_header(src: [u8; 4], dst: [u8; 4], proto: u8, l4_len: u16) -> u32 
 /// RFC 1624: HC' = ~(~HC + ~m + m') for one changed 16-bit word.
 #[inline]
 pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
-    let acc = (!csum as u32) + (!old as u32) + new as u32;
-    finish(acc)
+    apply(csum, delta16(old, new))
 }
 
 /// RFC 1624 for a changed 32-bit field (e.g. an IPv4 address), as two 16-bit words.
 #[inline]
 pub fn update32(csum: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
-    let acc = (!csum as u32)
-        + (!u16::from_be_bytes([old[0], old[1]]) as u32)
-        + (!u16::from_be_bytes([old[2], old[3]]) as u32)
-        + u16::from_be_bytes([new[0], new[1]]) as u32
-        + u16::from_be_bytes([new[2], new[3]]) as u32;
-    finish(acc)
+    apply(csum, delta32(old, new))
+}
+
+/// The `~m + m'` term of RFC 1624 for a changed 16-bit word; deltas add up, so several changed
+/// fields cost one fold in `apply`.
+#[inline]
+pub fn delta16(old: u16, new: u16) -> u32 {
+    (!old as u32) + new as u32
+}
+
+/// `delta16` over the two words of a changed 32-bit field.
+#[inline]
+pub fn delta32(old: [u8; 4], new: [u8; 4]) -> u32 {
+    delta16(u16::from_be_bytes([old[0], old[1]]), u16::from_be_bytes([new[0], new[1]]))
+        + delta16(u16::from_be_bytes([old[2], old[3]]), u16::from_be_bytes([new[2], new[3]]))
+}
+
+/// A checksum after changes whose deltas sum to `delta` (at most a few dozen deltas, so the
+/// sum cannot overflow).
+#[inline]
+pub fn apply(csum: u16, delta: u32) -> u16 {
+    finish(!csum as u32 + delta)
 }
 
 #[cfg(test)]

@@ -31,14 +31,15 @@ pub fn rewrite_dscp(
     port_mac: [u8; 6],
 ) {
     let ip = p.l3();
-    let old_word = be16(frame, ip);
-    frame[ip + ipv4::field::TOS] = (code << 2) | (p.tos & 0x03);
-    let new_word = be16(frame, ip);
-    let mut csum = be16(frame, ip + ipv4::field::CHECKSUM);
-    csum = checksum::update16(csum, old_word, new_word);
-    csum = checksum::update32(csum, p.dst, real_ip);
-    frame[ip + ipv4::field::CHECKSUM..ip + ipv4::field::CHECKSUM + 2].copy_from_slice(&csum.to_be_bytes());
-    frame[ip + ipv4::field::DST..ip + ipv4::field::DST + 4].copy_from_slice(&real_ip);
+    let Some(h) = frame.get_mut(ip..ip + ipv4::MIN_HEADER_LEN) else { return };
+    // The destination's change is shared by the IP checksum and the L4 pseudo-header.
+    let dst_delta = checksum::delta32(p.dst, real_ip);
+    let tos = (code << 2) | (p.tos & 0x03);
+    let tos_delta = checksum::delta16(p.tos as u16, tos as u16); // the low byte of word 0
+    h[ipv4::field::TOS] = tos;
+    let csum = checksum::apply(be16(h, ipv4::field::CHECKSUM), tos_delta + dst_delta);
+    h[ipv4::field::CHECKSUM..ipv4::field::CHECKSUM + 2].copy_from_slice(&csum.to_be_bytes());
+    h[ipv4::field::DST..ipv4::field::DST + 4].copy_from_slice(&real_ip);
     // The L4 checksum covers the destination through the pseudo-header (later fragments carry
     // no L4 header, and ICMP has no pseudo-header).
     if let Some(l4_off) = p.l4() {
@@ -51,7 +52,7 @@ pub fn rewrite_dscp(
             let old = be16(frame, at);
             // UDP checksum 0 means "none": it stays 0.
             if !(p.proto == ipv4::PROTO_UDP && old == 0) {
-                let mut new = checksum::update32(old, p.dst, real_ip);
+                let mut new = checksum::apply(old, dst_delta);
                 if p.proto == ipv4::PROTO_UDP && new == 0 {
                     new = 0xffff; // a computed zero is sent as all ones (RFC 768)
                 }

@@ -130,18 +130,25 @@ pub fn write_header(
     src: [u8; 4],
     dst: [u8; 4],
 ) {
-    out[0] = 0x45;
-    out[1] = tos;
-    out[2..4].copy_from_slice(&total_len.to_be_bytes());
-    out[4..6].copy_from_slice(&ident.to_be_bytes());
-    out[6..8].copy_from_slice(&flags_frag.to_be_bytes());
-    out[8] = ttl;
-    out[9] = proto;
-    out[10..12].fill(0);
-    out[12..16].copy_from_slice(&src);
-    out[16..20].copy_from_slice(&dst);
-    let c = crate::checksum::checksum(&out[..20]);
-    out[10..12].copy_from_slice(&c.to_be_bytes());
+    // The checksum is summed from the field values, not read back from the buffer.
+    let word = |a: u8, b: u8| u16::from_be_bytes([a, b]) as u32;
+    let sum = word(0x45, tos)
+        + total_len as u32
+        + ident as u32
+        + flags_frag as u32
+        + word(ttl, proto)
+        + word(src[0], src[1])
+        + word(src[2], src[3])
+        + word(dst[0], dst[1])
+        + word(dst[2], dst[3]);
+    let c = crate::checksum::finish(sum).to_be_bytes();
+    let [l0, l1] = total_len.to_be_bytes();
+    let [i0, i1] = ident.to_be_bytes();
+    let [f0, f1] = flags_frag.to_be_bytes();
+    out[..MIN_HEADER_LEN].copy_from_slice(&[
+        0x45, tos, l0, l1, i0, i1, f0, f1, ttl, proto, c[0], c[1], src[0], src[1], src[2], src[3], dst[0],
+        dst[1], dst[2], dst[3],
+    ]);
 }
 
 #[cfg(test)]
