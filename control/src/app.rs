@@ -62,6 +62,9 @@ fn device_name(device: &str) -> &str {
 
 pub fn run(args: RunArgs) -> Result<(), String> {
     let cfg = Config::load(&args.config_path).map_err(|e| format!("{}: {e}", args.config_path.display()))?;
+    for a in cfg.advisories() {
+        warn!("{}: {a}", args.config_path.display());
+    }
     let eal = Eal::init(eal_args(&cfg, &args.extra_eal)).map_err(|e| format!("EAL: {e}"))?;
     let workers = eal.worker_lcores();
     if workers.is_empty() {
@@ -584,6 +587,9 @@ impl ControlCore {
 
     fn try_reload(&mut self) -> Result<String, String> {
         let new = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        for a in new.advisories() {
+            warn!("reload: {a}");
+        }
         let old = &self.rt.cfg;
         if new.ports != old.ports
             || new.eal != old.eal
@@ -796,12 +802,16 @@ pub fn check(path: &Path) -> Result<String, String> {
     let cfg = Config::load(path).map_err(|e| format!("{}:{e}", path.display()))?;
     let backends: usize = cfg.services.iter().map(|s| s.backends.len()).sum();
     let inline = cfg.ports.iter().any(|p| p.role == Role::Client);
-    Ok(format!(
+    let mut out = format!(
         "{}: ok — {} port(s) ({}), {} service(s), {} backend(s)",
         path.display(),
         cfg.ports.len(),
         if inline { "inline" } else { "one-arm" },
         cfg.services.len(),
         backends
-    ))
+    );
+    for a in cfg.advisories() {
+        out.push_str(&format!("\nadvice: {a}"));
+    }
+    Ok(out)
 }

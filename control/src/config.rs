@@ -384,6 +384,32 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Advice that does not stop the configuration from loading: settings that work but that
+    /// an operator probably wants otherwise. Each names the field.
+    pub fn advisories(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (i, s) in self.services.iter().enumerate() {
+            let uses_maglev = s.persistence.is_some()
+                || matches!(
+                    s.scheduler,
+                    SchedulerName::Maglev | SchedulerName::SourceHash | SchedulerName::DestinationHash
+                );
+            let n = s.backends.iter().filter(|b| b.weight > 0).count();
+            let want = dataplane::maglev::size_for_backends(n);
+            if uses_maglev && (s.maglev_size as u64) < want {
+                v.push(format!(
+                    "services[{i}].maglev_size: {} slots for {n} backends: removing one backend may move \
+                     about {:.1}x its share of new-flow slots; a prime of at least 10 x backends² (e.g. {}) \
+                     keeps it within 1.5x (docs/modes.md)",
+                    s.maglev_size,
+                    1.0 + 4.0 * (n * n) as f64 / s.maglev_size as f64,
+                    dataplane::maglev::next_prime(want)
+                ));
+            }
+        }
+        v
+    }
+
     /// Which ports have which subnets, by index.
     pub fn port_subnets(&self) -> Vec<Vec<Cidr>> {
         self.ports.iter().map(|p| p.addresses.iter().filter_map(|a| Cidr::parse(a).ok()).collect()).collect()
@@ -626,6 +652,21 @@ mod tests {
         assert!(c.services[2].backends[0].drain);
         assert_eq!(c.services[0].health_check.as_ref().unwrap().rise, 2);
         assert_eq!(c.metrics, Some("127.0.0.1:9180".parse().unwrap()));
+    }
+
+    #[test]
+    fn maglev_table_too_small_for_its_backends_is_advised_not_refused() {
+        assert!(Config::parse(GOOD).unwrap().advisories().is_empty());
+        let many: String = (1..=120).map(|i| format!("(ip: \"10.0.1.{i}\"), ")).collect();
+        let text = GOOD.replace(r#"backends: [(ip: "10.0.0.11")]),"#, &format!("backends: [{many}]),"));
+        let c = Config::parse(&text).expect("a small table is allowed");
+        let a = c.advisories();
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert!(a[0].starts_with("services[1].maglev_size: 65537 slots for 120 backends"), "{}", a[0]);
+        assert!(a[0].contains("144013"), "suggests the next prime above 10 x 120²: {}", a[0]);
+        let fixed =
+            Config::parse(&text.replace("mode: dscp(7),", "mode: dscp(7), maglev_size: 144013,")).unwrap();
+        assert!(fixed.advisories().is_empty());
     }
 
     #[test]

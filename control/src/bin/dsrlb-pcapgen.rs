@@ -41,7 +41,8 @@ struct Args {
 
 fn parse_shard(s: &str) -> Result<(u32, u32), String> {
     let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 0/2")?;
-    let (k, n): (u32, u32) = (k.parse().map_err(|_| "K: not a number")?, n.parse().map_err(|_| "N: not a number")?);
+    let (k, n): (u32, u32) =
+        (k.parse().map_err(|_| "K: not a number")?, n.parse().map_err(|_| "N: not a number")?);
     if n == 0 || k >= n {
         return Err(format!("{k}/{n}: need 0 <= K < N"));
     }
