@@ -72,6 +72,9 @@ impl MaglevTable {
         }
         let mut count = vec![0u64; live.len()];
         let mut slots = vec![EMPTY; size as usize];
+        // Which slots are taken, one bit each: the fill probes ~M·ln M times, and a bitmap of
+        // 8 KiB stays in L1 where the 256 KiB table would not.
+        let mut taken = vec![0u64; (size as usize).div_ceil(64)];
         let mut filled = 0u64;
         let mut iteration = 0u64;
         'fill: loop {
@@ -83,12 +86,13 @@ impl MaglevTable {
                     continue;
                 }
                 let mut c = pos[i];
-                while slots[c as usize] != EMPTY {
+                while taken[(c >> 6) as usize] & (1 << (c & 63)) != 0 {
                     c += skip[i];
                     if c >= m {
                         c -= m;
                     }
                 }
+                taken[(c >> 6) as usize] |= 1 << (c & 63);
                 slots[c as usize] = b.id;
                 c += skip[i];
                 if c >= m {
