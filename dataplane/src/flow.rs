@@ -119,7 +119,7 @@ impl FlowTable {
         self.table.prefetch(hash)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn get_mut(&mut self, key: &FlowKey, hash: u64, now: Millis) -> Option<&mut Entry> {
         self.table.get_mut(key, hash, now)
     }

@@ -113,6 +113,8 @@ struct State {
 pub struct Worker {
     snap: Arc<Snapshot>,
     st: State,
+    /// The first pass's results for one burst, reused (not rebuilt) from burst to burst.
+    ahead: Box<[Ahead; BURST]>,
 }
 
 impl Worker {
@@ -132,6 +134,7 @@ impl Worker {
                 last_sweep: None,
             },
             snap: snap.clone(),
+            ahead: Box::new([Ahead::EMPTY; BURST]),
         };
         w.install(snap);
         w
@@ -186,20 +189,21 @@ impl Worker {
         verdicts: &mut [Verdict],
         sink: &mut S,
     ) {
-        let mut ahead = [Ahead::EMPTY; BURST];
+        let Worker { snap, st, ahead } = self;
+        let snap = &**snap;
         for (pkts, verdicts) in pkts.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
             let n = pkts.len();
             for (pkt, a) in pkts.iter().zip(ahead.iter_mut()) {
                 parse_and_hash(pkt.data(), a);
             }
             for a in &ahead[..PREFETCH_AHEAD.min(n)] {
-                self.st.flows.prefetch(a.hash);
+                st.flows.prefetch(a.hash);
             }
             for (i, (pkt, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
                 if let Some(a) = ahead[..n].get(i + PREFETCH_AHEAD) {
-                    self.st.flows.prefetch(a.hash);
+                    st.flows.prefetch(a.hash);
                 }
-                *v = self.run_parsed(pkt, &ahead[i], in_port, now, sink);
+                *v = run_parsed(snap, st, pkt, &ahead[i], in_port, now, sink);
             }
         }
     }
@@ -215,29 +219,28 @@ impl Worker {
     ) -> Verdict {
         let mut a = Ahead::EMPTY;
         parse_and_hash(pkt.data(), &mut a);
-        self.run_parsed(pkt, &a, in_port, now, sink)
+        run_parsed(&self.snap, &mut self.st, pkt, &a, in_port, now, sink)
     }
+}
 
-    #[inline(always)]
-    fn run_parsed<B: PacketBuf, S: PacketSink<B>>(
-        &mut self,
-        pkt: &mut B,
-        a: &Ahead,
-        in_port: u16,
-        now: Millis,
-        sink: &mut S,
-    ) -> Verdict {
-        let snap = &*self.snap;
-        let st = &mut self.st;
-        st.counters.rx_packets += 1;
-        let v = classify(snap, st, pkt, a, in_port, now, sink);
-        match v {
-            Verdict::Tx(_) => st.counters.forwarded += 1,
-            Verdict::ToControl => st.counters.to_control += 1,
-            Verdict::Drop(r) => st.counters.drop(r),
-        }
-        v
+#[inline(always)]
+fn run_parsed<B: PacketBuf, S: PacketSink<B>>(
+    snap: &Snapshot,
+    st: &mut State,
+    pkt: &mut B,
+    a: &Ahead,
+    in_port: u16,
+    now: Millis,
+    sink: &mut S,
+) -> Verdict {
+    st.counters.rx_packets += 1;
+    let v = classify(snap, st, pkt, a, in_port, now, sink);
+    match v {
+        Verdict::Tx(_) => st.counters.forwarded += 1,
+        Verdict::ToControl => st.counters.to_control += 1,
+        Verdict::Drop(r) => st.counters.drop(r),
     }
+    v
 }
 
 /// What the first pass learns of a packet: what it is, its headers, and the flow it would

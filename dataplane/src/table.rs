@@ -111,7 +111,7 @@ impl<K: Copy + Default + Eq> Table<K> {
     }
 
     /// The live entry for `key`, with mutable access to refresh it.
-    #[inline]
+    #[inline(always)]
     pub fn get_mut(&mut self, key: &K, hash: u64, now: Millis) -> Option<&mut Entry> {
         let (b, s) = self.find(key, hash)?;
         let e = &mut self.buckets[b].slots[s].entry;
@@ -121,7 +121,7 @@ impl<K: Copy + Default + Eq> Table<K> {
         Some(e)
     }
 
-    #[inline]
+    #[inline(always)]
     fn find(&self, key: &K, hash: u64) -> Option<(usize, usize)> {
         let home = hash as usize;
         for i in 0..PROBE_BUCKETS {
