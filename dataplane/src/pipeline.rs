@@ -347,11 +347,18 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
     let closing_ms = s.closing_ms.min(idle);
     let existing = st.flows.get_mut(key, hash, now).map(|e| {
         // Once the client sent FIN or RST the flow stays on the short closing timeout.
-        if closing {
+        if closing && e.flags & table::FLAG_CLOSING == 0 {
             e.flags |= table::FLAG_CLOSING;
+            e.expires = now.wrapping_add(closing_ms);
         }
         let ttl = if e.flags & table::FLAG_CLOSING != 0 { closing_ms } else { idle };
-        e.expires = now.wrapping_add(ttl);
+        // Refresh only when less than a whole timeout is left, and then a little beyond it: a
+        // busy flow dirties its bucket once per ttl/32 instead of once per packet (at a million
+        // flows the write-backs cost as much memory traffic as the lookups), and an idle flow
+        // leaves between ttl and ttl·33/32 after its last packet — never early.
+        if (e.expires.wrapping_sub(now) as i32) < ttl as i32 {
+            e.expires = now.wrapping_add(ttl + ttl / 32);
+        }
         e.backend
     });
     // The common case: a known flow whose backend may keep it, found with one forward lookup.
