@@ -40,8 +40,10 @@ pub struct WorkerConfig {
     /// "Fragmentation needed" messages per second this worker may send, and the burst allowed.
     pub frag_needed_per_sec: u32,
     pub frag_needed_burst: u32,
-    /// The sweep visits the whole flow table once per this many milliseconds, a slice per
-    /// elapsed millisecond (expiry on lookup covers the rest, so this bounds stale occupancy).
+    /// The sweep visits the whole flow table, a slice per elapsed millisecond, once per a
+    /// quarter of the shortest timeout of the installed services, but at least once per this
+    /// many milliseconds (expiry on lookup and reuse on insert cover the rest; the sweep bounds
+    /// how long expired flows still count as active for least-connections).
     pub sweep_period_ms: u32,
     /// Called on the flow table's memory before it is first written. A table of a million
     /// flows is 64 MiB: on 4 KiB pages nearly every lookup also misses the TLB, so the appliance
@@ -56,7 +58,7 @@ impl Default for WorkerConfig {
             persistence_capacity: 1 << 16,
             frag_needed_per_sec: 1000,
             frag_needed_burst: 100,
-            sweep_period_ms: 1000,
+            sweep_period_ms: 10_000,
             memory_advice: None,
         }
     }
@@ -105,7 +107,9 @@ struct State {
     counters: Counters,
     frag_needed: RateLimit,
     ip_id: u16,
-    /// Buckets to sweep per elapsed millisecond, and when the sweep last ran.
+    /// The longest sweep period allowed, buckets to sweep per elapsed millisecond (set for the
+    /// installed services' timeouts), and when the sweep last ran.
+    max_sweep_period_ms: u32,
     sweep_per_ms: usize,
     last_sweep: Option<Millis>,
 }
@@ -121,7 +125,6 @@ impl Worker {
     pub fn new(cfg: WorkerConfig, snap: Arc<Snapshot>) -> Worker {
         let flows =
             FlowTable::with_memory_advice(cfg.flow_capacity, snap.backend_id_bound(), cfg.memory_advice);
-        let sweep_per_ms = flows.capacity().div_ceil(cfg.sweep_period_ms.max(1) as usize).max(1);
         let mut w = Worker {
             st: State {
                 flows,
@@ -130,7 +133,8 @@ impl Worker {
                 counters: Counters::default(),
                 frag_needed: RateLimit::new(cfg.frag_needed_per_sec, cfg.frag_needed_burst),
                 ip_id: 0,
-                sweep_per_ms,
+                max_sweep_period_ms: cfg.sweep_period_ms.max(1),
+                sweep_per_ms: 1,
                 last_sweep: None,
             },
             snap: snap.clone(),
@@ -146,6 +150,12 @@ impl Worker {
         self.st.wrr = snap.eligible.iter().map(|e| WrrState::new(e.len())).collect();
         self.st.flows.ensure_backends(snap.backend_id_bound());
         self.st.counters.ensure_ids(snap.service_id_bound(), snap.backend_id_bound());
+        // Sweeping a table of a million flows reads 64-128 MiB; once a second that was 7% of
+        // the worker. A quarter of the shortest timeout keeps stale entries as short-lived.
+        let shortest = snap.services.iter().map(|s| s.tcp_idle_ms.min(s.udp_idle_ms).min(s.closing_ms)).min();
+        let period =
+            shortest.map_or(self.st.max_sweep_period_ms, |t| (t / 4).clamp(100, self.st.max_sweep_period_ms));
+        self.st.sweep_per_ms = self.st.flows.capacity().div_ceil(period.max(1) as usize).max(1);
         std::mem::replace(&mut self.snap, snap)
     }
 
