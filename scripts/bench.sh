@@ -39,7 +39,6 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release -q -p control --bin dsrlb --bin dsrlb-pcapgen
 BIN=$PWD/target/release
 CSV=$OUT/results.csv
-echo "mode,flows,bytes,round,mpps" >"$CSV"
 
 median() { sort -n | awk '{a[NR]=$1} END{ if (NR==0) {print 0} else {print a[int((NR+1)/2)]} }'; }
 
@@ -148,6 +147,7 @@ PY
   exit 0
 fi
 
+echo "mode,flows,bytes,round,mpps" >"$CSV"
 declare -A R
 for size in $SIZES; do
   for flows in $FLOWS; do
