@@ -103,18 +103,19 @@ pub struct PersistKey {
 /// a hit spares the lookup and the load chain behind it. Cleared when a snapshot is installed.
 #[derive(Debug, Clone, Copy, Default)]
 struct LastService {
-    key: Option<(u64, Option<usize>)>,
+    /// The service key looked up last, and the service it found (if any).
+    last: Option<(u64, Option<usize>)>,
 }
 
 impl LastService {
     #[inline(always)]
     fn find(&mut self, snap: &Snapshot, vip: [u8; 4], proto: u8, port: u16) -> Option<usize> {
         let k = crate::snapshot::service_key(vip, proto, port);
-        match self.key {
-            Some((last, svc)) if last == k => svc,
+        match self.last {
+            Some((key, svc)) if key == k => svc,
             _ => {
                 let svc = snap.find_service(vip, proto, port);
-                self.key = Some((k, svc));
+                self.last = Some((k, svc));
                 svc
             }
         }
