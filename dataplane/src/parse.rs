@@ -93,17 +93,9 @@ pub enum Kind {
     Ipv4,
 }
 
-/// Parse a frame; malformed input becomes the drop reason that names what was wrong.
-pub fn parse(frame: &[u8]) -> Result<Frame, DropReason> {
-    let mut p = Parsed::EMPTY;
-    Ok(match parse_into(frame, &mut p)? {
-        Kind::Arp => Frame::Arp,
-        Kind::Ipv4 => Frame::Ipv4(p),
-    })
-}
-
 /// Parse a frame, writing the headers of an IPv4 packet straight into `out` (its contents mean
-/// something only after `Ok(Kind::Ipv4)`). The pipeline parses a burst into a reused array this
+/// something only after `Ok(Kind::Ipv4)`); malformed input becomes the drop reason that names
+/// what was wrong. The pipeline parses a burst into a reused array this
 /// way: building the struct elsewhere and copying it in costs store-forwarding stalls.
 #[inline(always)]
 pub fn parse_into(frame: &[u8], out: &mut Parsed) -> Result<Kind, DropReason> {
@@ -126,44 +118,25 @@ pub fn parse_into(frame: &[u8], out: &mut Parsed) -> Result<Kind, DropReason> {
 /// would (a property test compares the two).
 #[inline(always)]
 fn parse_common(f: &[u8], out: &mut Parsed) -> bool {
-    match common_fields(f) {
-        Some((h, ip_len, tcp_flags)) => {
-            const L3: usize = wire::ethernet::HEADER_LEN;
-            const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
-            out.l3 = L3 as u8;
-            out.ihl = ipv4::MIN_HEADER_LEN as u8;
-            out.ip_len = ip_len;
-            out.l4 = L4 as u8;
-            out.proto = h[L3 + ipv4::field::PROTOCOL];
-            out.tos = h[L3 + ipv4::field::TOS];
-            out.ttl = h[L3 + ipv4::field::TTL];
-            out.df = h[20] & (ipv4::FLAG_DF >> 8) as u8 != 0;
-            out.src = [h[26], h[27], h[28], h[29]];
-            out.dst = [h[30], h[31], h[32], h[33]];
-            out.fragment = Fragment::Whole;
-            out.sport = u16::from_be_bytes([h[L4], h[L4 + 1]]);
-            out.dport = u16::from_be_bytes([h[L4 + 2], h[L4 + 3]]);
-            out.tcp_flags = tcp_flags;
-            true
-        }
-        None => false,
-    }
+    common_shape(f, out).is_some()
 }
 
-/// The checks of the common shape: the first 42 bytes, the IP total length and the TCP flags.
+/// `parse_common` with `?` for its checks: `None` at the first that fails, before `out` is
+/// touched.
 #[inline(always)]
-fn common_fields(f: &[u8]) -> Option<(&[u8; 42], u16, u8)> {
+fn common_shape(f: &[u8], out: &mut Parsed) -> Option<()> {
     const L3: usize = wire::ethernet::HEADER_LEN;
     const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
+    // One length check; with the array's length known, every read below is free of checks.
     let h: &[u8; L4 + l4::UDP_LEN] = f.get(..L4 + l4::UDP_LEN)?.try_into().ok()?;
-    let frag = u16::from_be_bytes([h[20], h[21]]);
-    if u16::from_be_bytes([h[12], h[13]]) != wire::ETHERTYPE_IPV4
+    let flags_frag = wire::be16(h, L3 + ipv4::field::FLAGS_FRAG);
+    if wire::be16(h, L3 - 2) != wire::ETHERTYPE_IPV4
         || h[L3] != 0x45
-        || frag & (ipv4::FLAG_MF | ipv4::OFFSET_MASK) != 0
+        || flags_frag & (ipv4::FLAG_MF | ipv4::OFFSET_MASK) != 0
     {
         return None;
     }
-    let ip_len = u16::from_be_bytes([h[16], h[17]]);
+    let ip_len = wire::be16(h, L3 + ipv4::field::TOTAL_LEN);
     if ip_len as usize > f.len() - L3 {
         return None;
     }
@@ -179,7 +152,7 @@ fn common_fields(f: &[u8]) -> Option<(&[u8; 42], u16, u8)> {
             t[13]
         }
         ipv4::PROTO_UDP => {
-            let len = u16::from_be_bytes([h[L4 + 4], h[L4 + 5]]) as usize;
+            let len = wire::be16(h, L4 + 4) as usize;
             if l4_len < l4::UDP_LEN || len < l4::UDP_LEN || len > l4_len {
                 return None;
             }
@@ -187,13 +160,27 @@ fn common_fields(f: &[u8]) -> Option<(&[u8; 42], u16, u8)> {
         }
         _ => return None,
     };
-    Some((h, ip_len, tcp_flags))
+    out.l3 = L3 as u8;
+    out.ihl = ipv4::MIN_HEADER_LEN as u8;
+    out.ip_len = ip_len;
+    out.l4 = L4 as u8;
+    out.proto = proto;
+    out.tos = h[L3 + ipv4::field::TOS];
+    out.ttl = h[L3 + ipv4::field::TTL];
+    out.df = flags_frag & ipv4::FLAG_DF != 0;
+    out.src = wire::ip4(h, L3 + ipv4::field::SRC);
+    out.dst = wire::ip4(h, L3 + ipv4::field::DST);
+    out.fragment = Fragment::Whole;
+    out.sport = wire::be16(h, L4);
+    out.dport = wire::be16(h, L4 + 2);
+    out.tcp_flags = tcp_flags;
+    Some(())
 }
 
 /// Every frame `parse_common` does not take: VLAN tags, options, fragments, ARP, other
 /// protocols and everything malformed.
 #[inline(never)]
-pub fn parse_any(frame: &[u8]) -> Result<Frame, DropReason> {
+fn parse_any(frame: &[u8]) -> Result<Frame, DropReason> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::TruncatedEthernet)?;
     match eth.ethertype() {
         wire::ETHERTYPE_IPV4 => {}
