@@ -374,17 +374,27 @@ fn idle_flows_expire_and_fin_shortens_life() {
     run(&mut w, &client_tcp(VIP_L2, 2, 80, 0x02, b""), 0, 0);
     run(&mut w, &client_tcp(VIP_L2, 2, 80, 0x11, b""), 0, 100); // FIN
     assert_eq!(w.flows().len(), 2);
-    // The sweep is paced by time: one pass over the table per second of clock.
-    let sweep_second =
-        |w: &mut dataplane::Worker, from: u32| (from..=from + 1000).for_each(|t| w.housekeeping(t));
-    sweep_second(&mut w, 1_200);
+    // The sweep is paced by time: here a pass over the table per 250 ms, a quarter of the
+    // 1 s closing timeout.
+    (1_200..=2_200).for_each(|t| w.housekeeping(t));
     assert_eq!(w.flows().len(), 1, "the closing flow expired after 1 s");
-    run(&mut w, &client_tcp(VIP_L2, 1, 80, 0x10, b""), 0, 4_000); // activity refreshes: expires at 9 s
-    sweep_second(&mut w, 7_000);
-    assert_eq!(w.flows().len(), 1, "active flow stays");
-    sweep_second(&mut w, 9_001);
-    assert_eq!(w.flows().len(), 0, "idle flow gone after its timeout");
+    // Activity refreshes (less than a whole timeout was left): expires at 4 + 5 + 5/32 s.
+    run(&mut w, &client_tcp(VIP_L2, 1, 80, 0x10, b""), 0, 4_000);
+    (4_001..=9_155).for_each(|t| w.housekeeping(t));
+    assert_eq!(w.flows().len(), 1, "active flow stays until its timeout and 1/32");
+    (9_156..=9_500).for_each(|t| w.housekeeping(t));
+    assert_eq!(w.flows().len(), 0, "idle flow gone within a sweep period of it");
     assert_eq!(w.counters().expired_by_sweep, 2);
+}
+
+#[test]
+fn sweep_period_shorter_than_the_floor_is_accepted() {
+    // A configured longest period under the 100 ms floor is taken as it is (it once panicked).
+    let cfg = WorkerConfig { flow_capacity: 64, sweep_period_ms: 10, ..Default::default() };
+    let mut w = Worker::new(cfg, Arc::new(one_arm()));
+    run(&mut w, &client_tcp(VIP_L2, 1, 80, 0x02, b""), 0, 0);
+    (300_000..300_011).for_each(|t| w.housekeeping(t));
+    assert_eq!(w.flows().len(), 0, "the whole table swept within 10 ms of the timeout");
 }
 
 #[test]
