@@ -1,7 +1,7 @@
 //! Flow keys, the hash every stage agrees on, and the per-worker flow table with the active-flow
 //! count per backend that least-connections scheduling reads.
 
-use crate::table::{Entry, Insert, MemoryAdvice, Millis, Table};
+use crate::table::{Entry, Insert, MemoryAdvice, Millis, Slot, Table, FLAG_USED};
 
 /// The 5-tuple of a client→VIP flow (ports are 0 for fragmented datagrams, which are
 /// scheduled on addresses only so every fragment lands on the same backend). Packed in two
@@ -45,6 +45,12 @@ impl FlowKey {
         self.rest as u8
     }
 
+    /// What the flow table stores of this flow once `service` is known to own it.
+    #[inline]
+    pub fn id(&self, service: u16) -> FlowId {
+        FlowId { src: (self.addrs >> 32) as u32, ports: (self.rest >> 16) as u32, service }
+    }
+
     /// A 64-bit hash: the flow table's bucket index and Maglev's slot both come from it, so it
     /// must be the same on every worker (no per-process seed).
     #[inline]
@@ -69,8 +75,82 @@ pub fn hash_addr(a: [u8; 4]) -> u64 {
     mix64(u32::from_be_bytes(a) as u64 ^ 0x1319_8a2e_0370_7344)
 }
 
+/// What the flow table keeps of a flow's key: the client's address, both ports, and the service
+/// in place of the VIP and protocol. A service is one VIP, protocol and port (or every port of
+/// one VIP and protocol) and its id is stable across reloads, so with the ports it names one
+/// 5-tuple — in 10 bytes instead of 13, which is what lets three flows share a cache line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowId {
+    pub src: u32,
+    /// source port << 16 | destination port (both 0 for a fragment: see `FlowKey`).
+    pub ports: u32,
+    pub service: u16,
+}
+
+/// One flow in the table: 20 bytes, three to a 64-byte bucket. With the table at its usual load
+/// (one flow per bucket or less) 97-98% of flows sit in their home bucket, the one line the
+/// pipeline prefetches; two 32-byte slots per line left 12% of flows a line further on, each a
+/// cache miss nothing had prefetched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct FlowSlot {
+    src: u32,
+    ports: u32,
+    pub backend: u32,
+    pub expires: Millis,
+    service: u16,
+    /// `table::FLAG_USED`, `table::FLAG_CLOSING`.
+    pub flags: u8,
+}
+
+impl FlowSlot {
+    /// A used slot for flow `id`.
+    pub fn new(id: FlowId, backend: u32, flags: u8, expires: Millis) -> Self {
+        FlowSlot {
+            src: id.src,
+            ports: id.ports,
+            backend,
+            expires,
+            service: id.service,
+            flags: flags | FLAG_USED,
+        }
+    }
+
+    pub fn id(&self) -> FlowId {
+        FlowId { src: self.src, ports: self.ports, service: self.service }
+    }
+
+    /// The flow's backend, service, flags and deadline.
+    pub fn entry(&self) -> Entry {
+        Entry { backend: self.backend, service: self.service, flags: self.flags, expires: self.expires }
+    }
+}
+
+impl Slot for FlowSlot {
+    type Key = FlowId;
+    #[inline(always)]
+    fn is_used(&self) -> bool {
+        self.flags & FLAG_USED != 0
+    }
+    #[inline(always)]
+    fn holds(&self, id: &FlowId) -> bool {
+        self.is_used() && self.src == id.src && self.ports == id.ports && self.service == id.service
+    }
+    #[inline(always)]
+    fn expires(&self) -> Millis {
+        self.expires
+    }
+    #[inline(always)]
+    fn free(&mut self) {
+        self.flags = 0;
+    }
+}
+
+/// Flow slots per bucket (one cache line).
+pub const FLOWS_PER_BUCKET: usize = 3;
+
 pub struct FlowTable {
-    table: Table<FlowKey>,
+    table: Table<FlowSlot, FLOWS_PER_BUCKET>,
     /// Live flows this worker holds per backend id (least-connections input).
     active: Vec<u32>,
 }
@@ -91,8 +171,14 @@ impl FlowTable {
         }
     }
 
+    /// Flows the table was sized for (one per bucket; it holds up to three times as many).
     pub fn capacity(&self) -> usize {
         self.table.capacity()
+    }
+
+    /// Flows the table can hold at most.
+    pub fn slots(&self) -> usize {
+        self.table.slots()
     }
 
     pub fn len(&self) -> usize {
@@ -119,9 +205,10 @@ impl FlowTable {
         self.table.prefetch(hash)
     }
 
+    /// The live flow `id` (`hash` is its `FlowKey::hash`), to read and refresh in place.
     #[inline(always)]
-    pub fn get_mut(&mut self, key: &FlowKey, hash: u64, now: Millis) -> Option<&mut Entry> {
-        self.table.get_mut(key, hash, now)
+    pub fn get_mut(&mut self, id: &FlowId, hash: u64, now: Millis) -> Option<&mut FlowSlot> {
+        self.table.get_mut(id, hash, now)
     }
 
     fn release(&mut self, backend: u32) {
@@ -130,15 +217,15 @@ impl FlowTable {
         }
     }
 
-    /// Insert a new flow; `Full` means forward it statelessly.
+    /// Insert a new flow (no live one has its id); `Full` means forward it statelessly.
     #[inline]
-    pub fn insert(&mut self, key: FlowKey, hash: u64, entry: Entry, now: Millis) -> Insert {
-        let r = self.table.insert(key, hash, entry, now);
+    pub fn insert(&mut self, slot: FlowSlot, hash: u64, now: Millis) -> Insert<FlowSlot> {
+        let r = self.table.insert(&slot.id(), hash, slot, now);
         match r {
-            Insert::Stored => self.take(entry.backend),
+            Insert::Stored => self.take(slot.backend),
             Insert::Reclaimed(old) => {
                 self.release(old.backend);
-                self.take(entry.backend);
+                self.take(slot.backend);
             }
             Insert::Full => {}
         }
@@ -152,15 +239,15 @@ impl FlowTable {
     }
 
     /// Point a live flow at another backend (its old one failed or left).
-    pub fn reassign(&mut self, key: &FlowKey, hash: u64, now: Millis, backend: u32) {
-        let Some(e) = self.table.get_mut(key, hash, now) else { return };
+    pub fn reassign(&mut self, id: &FlowId, hash: u64, now: Millis, backend: u32) {
+        let Some(e) = self.table.get_mut(id, hash, now) else { return };
         let old = std::mem::replace(&mut e.backend, backend);
         self.release(old);
         self.take(backend);
     }
 
-    pub fn remove(&mut self, key: &FlowKey, hash: u64) -> Option<Entry> {
-        let e = self.table.remove(key, hash)?;
+    pub fn remove(&mut self, id: &FlowId, hash: u64) -> Option<FlowSlot> {
+        let e = self.table.remove(id, hash)?;
         self.release(e.backend);
         Some(e)
     }
@@ -168,14 +255,14 @@ impl FlowTable {
     /// Bounded incremental expiry; returns entries freed.
     pub fn sweep(&mut self, now: Millis, max_buckets: usize) -> usize {
         let active = &mut self.active;
-        self.table.sweep(now, max_buckets, |_, e| {
+        self.table.sweep(now, max_buckets, |e| {
             if let Some(a) = active.get_mut(e.backend as usize) {
                 *a = a.saturating_sub(1);
             }
         })
     }
 
-    pub fn for_each_live(&self, now: Millis, f: impl FnMut(&FlowKey, &Entry)) {
+    pub fn for_each_live(&self, now: Millis, f: impl FnMut(&FlowSlot)) {
         self.table.for_each_live(now, f)
     }
 }
@@ -193,17 +280,32 @@ mod tests {
     }
 
     #[test]
+    fn id_keeps_client_ports_and_service() {
+        let k = FlowKey::new(17, [10, 0, 0, 1], [10, 0, 0, 100], 40000, 53);
+        let id = k.id(7);
+        assert_eq!(id, FlowId { src: 0x0a00_0001, ports: 40000 << 16 | 53, service: 7 });
+        let slot = FlowSlot::new(id, 3, 0, 100);
+        assert_eq!((slot.id(), slot.entry().backend, slot.entry().service), (id, 3, 7));
+        assert!(slot.holds(&id));
+        assert!(!slot.holds(&k.id(8)), "another service");
+        assert!(
+            !slot.holds(&FlowKey::new(17, [10, 0, 0, 1], [10, 0, 0, 100], 40000, 54).id(7)),
+            "another port"
+        );
+        assert_eq!(std::mem::size_of::<FlowSlot>(), 20);
+    }
+
+    #[test]
     fn active_counts_follow_inserts_moves_and_expiry() {
         let mut ft = FlowTable::new(64, 4);
-        let e = |b| Entry { backend: b, service: 0, flags: 0, expires: 100 };
         for i in 0..5u16 {
             let k = FlowKey::new(6, [1, 1, 1, 1], [2, 2, 2, 2], i, 80);
-            ft.insert(k, k.hash(), e(if i < 3 { 1 } else { 2 }), 0);
+            ft.insert(FlowSlot::new(k.id(0), if i < 3 { 1 } else { 2 }, 0, 100), k.hash(), 0);
         }
         assert_eq!((ft.active(1), ft.active(2)), (3, 2));
         let k = FlowKey::new(6, [1, 1, 1, 1], [2, 2, 2, 2], 0, 80);
-        ft.reassign(&k, k.hash(), 1, 2);
-        assert_eq!(ft.get_mut(&k, k.hash(), 1).unwrap().backend, 2);
+        ft.reassign(&k.id(0), k.hash(), 1, 2);
+        assert_eq!(ft.get_mut(&k.id(0), k.hash(), 1).unwrap().backend, 2);
         assert_eq!((ft.active(1), ft.active(2)), (2, 3));
         let mut freed = 0;
         for _ in 0..ft.capacity() {

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use crate::buf::{PacketBuf, PacketSink};
 use crate::counters::{Counters, DropReason};
-use crate::flow::{hash_addr, FlowKey, FlowTable};
+use crate::flow::{hash_addr, FlowKey, FlowSlot, FlowTable};
 use crate::io::BURST;
 use crate::parse::{parse_into, Fragment, Kind, Parsed};
 use crate::rewrite::{self, EncapResult, IpipParams};
 use crate::sched::{self, WrrState};
 use crate::snapshot::{Forward, ForwardMode, PersistBy, PortRole, ServiceInfo, Snapshot};
-use crate::table::{self, Entry, Insert, MemoryAdvice, Millis, Table};
+use crate::table::{self, Entry, Insert, KeyedSlot, MemoryAdvice, Millis, Table};
 use crate::wire::{be16, icmp, ip4, ipv4, l4};
 
 /// How many packets ahead of the one being forwarded its flow-table bucket is prefetched: far
@@ -126,7 +126,7 @@ impl LastService {
 struct State {
     last_service: LastService,
     flows: FlowTable,
-    persist: Table<PersistKey>,
+    persist: Table<KeyedSlot<PersistKey>, 2>,
     wrr: Vec<WrrState>,
     counters: Counters,
     frag_needed: RateLimit,
@@ -208,7 +208,7 @@ impl Worker {
         self.st.last_sweep = Some(now);
         let n = self.st.flows.sweep(now, elapsed * self.st.sweep_per_ms);
         self.st.counters.expired_by_sweep += n as u64;
-        self.st.persist.sweep(now, elapsed * (self.st.sweep_per_ms / 4 + 1), |_, _| {});
+        self.st.persist.sweep(now, elapsed * (self.st.sweep_per_ms / 4 + 1), |_| {});
     }
 
     /// Run a burst; `verdicts[i]` tells what to do with `pkts[i]`.
@@ -381,7 +381,8 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
     let idle = if p.proto == ipv4::PROTO_TCP { s.tcp_idle_ms } else { s.udp_idle_ms };
 
     let closing_ms = s.closing_ms.min(idle);
-    let existing = st.flows.get_mut(key, hash, now).map(|e| {
+    let id = key.id(s.id);
+    let existing = st.flows.get_mut(&id, hash, now).map(|e| {
         // Once the client sent FIN or RST the flow stays on the short closing timeout.
         if closing && e.flags & table::FLAG_CLOSING == 0 {
             e.flags |= table::FLAG_CLOSING;
@@ -408,7 +409,7 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
             let Some(nb) = pick_new(snap, st, svc, p, hash, now) else {
                 return Verdict::Drop(DropReason::NoHealthyBackend);
             };
-            st.flows.reassign(key, hash, now, nb);
+            st.flows.reassign(&id, hash, now, nb);
             st.counters.rescheduled += 1;
             nb
         }
@@ -418,8 +419,7 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
             };
             let flags = if closing { table::FLAG_CLOSING } else { 0 };
             let expires = now.wrapping_add(if closing { closing_ms } else { idle });
-            let entry = Entry { backend: nb, service: s.id, flags, expires };
-            match st.flows.insert(*key, hash, entry, now) {
+            match st.flows.insert(FlowSlot::new(id, nb, flags, expires), hash, now) {
                 Insert::Stored => {}
                 Insert::Reclaimed(_) => st.counters.reclaimed_on_insert += 1,
                 Insert::Full => {
@@ -452,7 +452,8 @@ fn pick_new(snap: &Snapshot, st: &mut State, svc: usize, p: &Parsed, hash: u64, 
         };
         let pk = PersistKey { addr, service: s.id };
         let ph = hash_addr(addr) ^ s.id as u64;
-        if let Some(e) = st.persist.get_mut(&pk, ph, now) {
+        if let Some(slot) = st.persist.get_mut(&pk, ph, now) {
+            let e = &mut slot.entry;
             if snap.takes_new(svc, e.backend) {
                 e.expires = now.wrapping_add(per.timeout_ms);
                 return Some(e.backend);
@@ -461,12 +462,8 @@ fn pick_new(snap: &Snapshot, st: &mut State, svc: usize, p: &Parsed, hash: u64, 
         // The first pick for an address is its consistent hash, so every worker agrees.
         let b = snap.maglev(svc).lookup(hash_addr(addr))?;
         let _ = st.persist.remove(&pk, ph);
-        let _ = st.persist.insert(
-            pk,
-            ph,
-            Entry { backend: b, service: s.id, flags: 0, expires: now.wrapping_add(per.timeout_ms) },
-            now,
-        );
+        let entry = Entry { backend: b, service: s.id, flags: 0, expires: now.wrapping_add(per.timeout_ms) };
+        let _ = st.persist.insert(&pk, ph, KeyedSlot::new(pk, entry), now);
         return Some(b);
     }
     sched::pick(snap, svc, p, hash, &mut st.wrr[svc], &st.flows)
@@ -582,7 +579,8 @@ fn icmp_to_vip<B: PacketBuf, S: PacketSink<B>>(
     };
     let key = FlowKey::new(proto, client, vip, cport, vport);
     let hash = key.hash();
-    let owner = st.flows.get_mut(&key, hash, now).map(|e| e.backend).filter(|b| snap.keeps_flows(svc, *b));
+    let id = key.id(snap.services[svc].id);
+    let owner = st.flows.get_mut(&id, hash, now).map(|e| e.backend).filter(|b| snap.keeps_flows(svc, *b));
     // Not in this worker's table (RSS put the error on another queue): the consistent hash
     // gives the backend the flow was scheduled to.
     let owner = owner.or_else(|| {

@@ -98,21 +98,21 @@ mod tests {
 
     #[test]
     fn least_connections_prefers_idle_per_weight() {
-        use crate::table::Entry;
+        use crate::flow::FlowSlot;
         let mut ft = FlowTable::new(64, 8);
         for i in 0..4u16 {
             let k = crate::flow::FlowKey::new(6, [1, 1, 1, 1], [2, 2, 2, 2], i, 80);
-            ft.insert(k, k.hash(), Entry { backend: 1, service: 0, flags: 0, expires: 1000 }, 0);
+            ft.insert(FlowSlot::new(k.id(0), 1, 0, 1000), k.hash(), 0);
         }
         let k = crate::flow::FlowKey::new(6, [1, 1, 1, 1], [2, 2, 2, 2], 9, 80);
-        ft.insert(k, k.hash(), Entry { backend: 2, service: 0, flags: 0, expires: 1000 }, 0);
+        ft.insert(FlowSlot::new(k.id(0), 2, 0, 1000), k.hash(), 0);
         // backend 1: 4 flows weight 4 (ratio 1); backend 2: 1 flow weight 1 (ratio 1); backend 3 idle.
         for h in 0..10 {
             assert_eq!(least_connections(&[(1, 4), (2, 1), (3, 1)], &ft, h), Some(3));
         }
         // Give backend 2 a second flow: 2 per unit of weight against backend 1's 1.
         let k = crate::flow::FlowKey::new(6, [1, 1, 1, 1], [2, 2, 2, 2], 10, 80);
-        ft.insert(k, k.hash(), Entry { backend: 2, service: 0, flags: 0, expires: 1000 }, 0);
+        ft.insert(FlowSlot::new(k.id(0), 2, 0, 1000), k.hash(), 0);
         for h in 0..10 {
             assert_eq!(least_connections(&[(1, 4), (2, 1)], &ft, h), Some(1));
         }

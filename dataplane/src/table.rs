@@ -1,13 +1,15 @@
 //! A fixed-capacity hash table with per-entry expiry, used for flows and for persistence.
 //!
-//! Buckets are one cache line of two slots; a key lives in one of `PROBE_BUCKETS` consecutive
+//! Buckets are one cache line of `N` slots; a key lives in one of `PROBE_BUCKETS` consecutive
 //! buckets from its home. Nothing is allocated after `new`. Lookups treat expired entries as
 //! absent; inserts reuse empty or expired slots in the probe window and report `Full` when there
 //! are none, so the caller can fall back to stateless forwarding instead of dropping.
+//!
+//! What a slot holds is the caller's (`Slot`): the flow table packs three flows into a line so
+//! that nearly every flow is found in the one line its lookup prefetched (`flow::FlowSlot`).
 
-/// Buckets searched for a key (8 slots): bounds the work per packet.
+/// Buckets searched for a key: bounds the work per packet.
 pub const PROBE_BUCKETS: usize = 4;
-const SLOTS: usize = 2;
 
 /// Called with the address and length of a table's memory before its first write; returns
 /// whether the advice was taken (e.g. `dpdk_bindings::advise_huge_pages`).
@@ -16,12 +18,25 @@ pub type MemoryAdvice = fn(usize, usize) -> bool;
 /// Time in milliseconds on a wrapping 32-bit clock (49 days per lap; ages compare wrapping).
 pub type Millis = u32;
 
+/// Whether a deadline has passed (at `expires` itself, the entry is gone).
 #[inline]
-fn expired(expires: Millis, now: Millis) -> bool {
+pub fn expired(expires: Millis, now: Millis) -> bool {
     now.wrapping_sub(expires) as i32 >= 0
 }
 
-/// What a slot holds besides its key.
+/// One slot of a table: a key, what goes with it, whether it is in use and until when.
+pub trait Slot: Copy + Default {
+    type Key;
+    /// In use (live or expired but not yet reclaimed).
+    fn is_used(&self) -> bool;
+    /// In use and holding `key`.
+    fn holds(&self, key: &Self::Key) -> bool;
+    fn expires(&self) -> Millis;
+    /// Mark unused.
+    fn free(&mut self);
+}
+
+/// What a slot holds besides its key (the persistence table's value, and how flows are shown).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Entry {
     pub backend: u32,
@@ -34,39 +49,73 @@ pub const FLAG_USED: u8 = 0x01;
 /// The client sent FIN or RST: the entry lives only for the short closing timeout.
 pub const FLAG_CLOSING: u8 = 0x02;
 
-#[derive(Clone, Copy, Default)]
-struct Slot<K> {
-    key: K,
-    entry: Entry,
+/// A slot of a key of any type and an `Entry`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyedSlot<K> {
+    pub key: K,
+    pub entry: Entry,
+}
+
+impl<K: Copy + Default + Eq> KeyedSlot<K> {
+    /// A used slot.
+    pub fn new(key: K, mut entry: Entry) -> Self {
+        entry.flags |= FLAG_USED;
+        KeyedSlot { key, entry }
+    }
+}
+
+impl<K: Copy + Default + Eq> Slot for KeyedSlot<K> {
+    type Key = K;
+    #[inline(always)]
+    fn is_used(&self) -> bool {
+        self.entry.flags & FLAG_USED != 0
+    }
+    #[inline(always)]
+    fn holds(&self, key: &K) -> bool {
+        self.is_used() && self.key == *key
+    }
+    #[inline(always)]
+    fn expires(&self) -> Millis {
+        self.entry.expires
+    }
+    #[inline(always)]
+    fn free(&mut self) {
+        self.entry.flags = 0;
+    }
 }
 
 #[derive(Clone, Copy)]
 #[repr(align(64))]
-struct Bucket<K> {
-    slots: [Slot<K>; SLOTS],
+struct Bucket<S, const N: usize> {
+    slots: [S; N],
 }
 
 /// Outcome of an insert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Insert {
+pub enum Insert<S> {
     /// Stored in a free slot.
     Stored,
     /// Stored in place of an expired entry (returned, so its owner can be accounted).
-    Reclaimed(Entry),
+    Reclaimed(S),
     /// Every slot in the probe window holds a live entry.
     Full,
 }
 
-pub struct Table<K> {
-    buckets: Box<[Bucket<K>]>,
+/// A table of `N` slots per 64-byte bucket.
+pub struct Table<S, const N: usize> {
+    buckets: Box<[Bucket<S, N>]>,
     mask: usize,
     len: usize,
     sweep_cursor: usize,
 }
 
-impl<K: Copy + Default + Eq> Table<K> {
-    /// A table that holds at least `capacity` entries: `capacity` rounded up to a power of two
-    /// buckets of two slots, so the load stays at or under one half.
+impl<S: Slot, const N: usize> Table<S, N> {
+    /// Buckets are one cache line: a slot type too big for `N` per line is a build error here.
+    const ONE_LINE: () =
+        assert!(std::mem::size_of::<Bucket<S, N>>() == 64, "a bucket must be one cache line");
+
+    /// A table of `capacity` rounded up to a power of two buckets, each of `N` slots: it holds
+    /// at least `capacity` entries with its load at or under one in `N`.
     pub fn new(capacity: usize) -> Self {
         Self::with_memory_advice(capacity, None)
     }
@@ -75,18 +124,25 @@ impl<K: Copy + Default + Eq> Table<K> {
     /// reserved and before it is first written, when the kernel still decides how to back it
     /// (the appliance asks for huge pages there: see `WorkerConfig::memory_advice`).
     pub fn with_memory_advice(capacity: usize, advise: Option<MemoryAdvice>) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::ONE_LINE;
         let n = capacity.max(PROBE_BUCKETS).next_power_of_two();
-        let mut buckets: Vec<Bucket<K>> = Vec::with_capacity(n);
+        let mut buckets: Vec<Bucket<S, N>> = Vec::with_capacity(n);
         if let Some(advise) = advise {
-            advise(buckets.as_ptr() as usize, n * std::mem::size_of::<Bucket<K>>());
+            advise(buckets.as_ptr() as usize, n * std::mem::size_of::<Bucket<S, N>>());
         }
-        buckets.resize(n, Bucket { slots: [Slot::default(); SLOTS] });
+        buckets.resize(n, Bucket { slots: [S::default(); N] });
         Table { buckets: buckets.into_boxed_slice(), mask: n - 1, len: 0, sweep_cursor: 0 }
     }
 
-    /// Entries the table was sized for (half its slots).
+    /// Entries the table was sized for (one per bucket).
     pub fn capacity(&self) -> usize {
         self.buckets.len()
+    }
+
+    /// Slots in all: what the table can hold at most.
+    pub fn slots(&self) -> usize {
+        self.buckets.len() * N
     }
 
     /// Live-or-not-yet-swept entries.
@@ -110,24 +166,24 @@ impl<K: Copy + Default + Eq> Table<K> {
         mem_prefetch::prefetch_write_data::<_, 3>(&self.buckets[hash as usize & self.mask]);
     }
 
-    /// The live entry for `key`, with mutable access to refresh it.
+    /// The live slot holding `key`, with mutable access to refresh it.
     #[inline(always)]
-    pub fn get_mut(&mut self, key: &K, hash: u64, now: Millis) -> Option<&mut Entry> {
+    pub fn get_mut(&mut self, key: &S::Key, hash: u64, now: Millis) -> Option<&mut S> {
         let (b, s) = self.find(key, hash)?;
-        let e = &mut self.buckets[b].slots[s].entry;
-        if expired(e.expires, now) {
+        let slot = &mut self.buckets[b].slots[s];
+        if expired(slot.expires(), now) {
             return None;
         }
-        Some(e)
+        Some(slot)
     }
 
     #[inline(always)]
-    fn find(&self, key: &K, hash: u64) -> Option<(usize, usize)> {
+    fn find(&self, key: &S::Key, hash: u64) -> Option<(usize, usize)> {
         let home = hash as usize;
         for i in 0..PROBE_BUCKETS {
             let b = (home + i) & self.mask;
             for (s, slot) in self.buckets[b].slots.iter().enumerate() {
-                if slot.entry.flags & FLAG_USED != 0 && slot.key == *key {
+                if slot.holds(key) {
                     return Some((b, s));
                 }
             }
@@ -135,32 +191,30 @@ impl<K: Copy + Default + Eq> Table<K> {
         None
     }
 
-    /// Store `key` → `entry` (the caller has checked that no live entry exists for it). An
-    /// expired entry of the same key is overwritten in place.
+    /// Store `slot` (used, holding `key`; the caller has checked that no live entry exists for
+    /// it). An expired entry of the same key is overwritten in place.
     #[inline]
-    pub fn insert(&mut self, key: K, hash: u64, mut entry: Entry, now: Millis) -> Insert {
-        entry.flags |= FLAG_USED;
+    pub fn insert(&mut self, key: &S::Key, hash: u64, slot: S, now: Millis) -> Insert<S> {
         let home = hash as usize;
         let mut reuse: Option<(usize, usize)> = None;
         for i in 0..PROBE_BUCKETS {
             let b = (home + i) & self.mask;
-            for s in 0..SLOTS {
-                let slot = &self.buckets[b].slots[s];
-                if slot.entry.flags & FLAG_USED == 0 {
+            for s in 0..N {
+                let old = self.buckets[b].slots[s];
+                if !old.is_used() {
                     if reuse.is_none() {
                         reuse = Some((b, s));
                     }
-                } else if slot.key == key || (reuse.is_none() && expired(slot.entry.expires, now)) {
+                } else if old.holds(key) || (reuse.is_none() && expired(old.expires(), now)) {
                     // Same key (expired) or an expired entry we may take over.
-                    let old = slot.entry;
-                    self.buckets[b].slots[s] = Slot { key, entry };
+                    self.buckets[b].slots[s] = slot;
                     return Insert::Reclaimed(old);
                 }
             }
         }
         match reuse {
             Some((b, s)) => {
-                self.buckets[b].slots[s] = Slot { key, entry };
+                self.buckets[b].slots[s] = slot;
                 self.len += 1;
                 Insert::Stored
             }
@@ -168,26 +222,26 @@ impl<K: Copy + Default + Eq> Table<K> {
         }
     }
 
-    /// Remove `key`; returns what it held.
-    pub fn remove(&mut self, key: &K, hash: u64) -> Option<Entry> {
+    /// Remove `key`; returns what its slot held.
+    pub fn remove(&mut self, key: &S::Key, hash: u64) -> Option<S> {
         let (b, s) = self.find(key, hash)?;
-        let e = self.buckets[b].slots[s].entry;
-        self.buckets[b].slots[s].entry.flags = 0;
+        let old = self.buckets[b].slots[s];
+        self.buckets[b].slots[s].free();
         self.len -= 1;
-        Some(e)
+        Some(old)
     }
 
     /// Free expired entries in the next `max_buckets` buckets, calling `on_expire` for each.
     /// Called between bursts: bounded work that visits the whole table over time.
-    pub fn sweep(&mut self, now: Millis, max_buckets: usize, mut on_expire: impl FnMut(&K, &Entry)) -> usize {
+    pub fn sweep(&mut self, now: Millis, max_buckets: usize, mut on_expire: impl FnMut(&S)) -> usize {
         let mut freed = 0;
         for _ in 0..max_buckets.min(self.buckets.len()) {
             let b = self.sweep_cursor;
             self.sweep_cursor = (self.sweep_cursor + 1) & self.mask;
             for slot in self.buckets[b].slots.iter_mut() {
-                if slot.entry.flags & FLAG_USED != 0 && expired(slot.entry.expires, now) {
-                    on_expire(&slot.key, &slot.entry);
-                    slot.entry.flags = 0;
+                if slot.is_used() && expired(slot.expires(), now) {
+                    on_expire(slot);
+                    slot.free();
                     self.len -= 1;
                     freed += 1;
                 }
@@ -196,12 +250,12 @@ impl<K: Copy + Default + Eq> Table<K> {
         freed
     }
 
-    /// Visit every live entry (control-plane queries such as `dsrlb ctl flows`).
-    pub fn for_each_live(&self, now: Millis, mut f: impl FnMut(&K, &Entry)) {
+    /// Visit every live entry (control-plane queries).
+    pub fn for_each_live(&self, now: Millis, mut f: impl FnMut(&S)) {
         for b in self.buckets.iter() {
             for slot in &b.slots {
-                if slot.entry.flags & FLAG_USED != 0 && !expired(slot.entry.expires, now) {
-                    f(&slot.key, &slot.entry);
+                if slot.is_used() && !expired(slot.expires(), now) {
+                    f(slot);
                 }
             }
         }
@@ -212,53 +266,58 @@ impl<K: Copy + Default + Eq> Table<K> {
 mod tests {
     use super::*;
 
-    fn e(backend: u32, expires: Millis) -> Entry {
-        Entry { backend, service: 0, flags: 0, expires }
+    type T = Table<KeyedSlot<u64>, 2>;
+
+    fn e(k: u64, backend: u32, expires: Millis) -> KeyedSlot<u64> {
+        KeyedSlot::new(k, Entry { backend, service: 0, flags: 0, expires })
     }
 
     #[test]
-    fn bucket_is_one_cache_line() {
-        assert_eq!(std::mem::size_of::<Bucket<crate::flow::FlowKey>>(), 64);
+    fn buckets_are_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Bucket<KeyedSlot<u64>, 2>>(), 64);
+        assert_eq!(std::mem::size_of::<Bucket<crate::flow::FlowSlot, 3>>(), 64);
     }
 
     #[test]
     fn insert_get_expire_remove() {
-        let mut t: Table<u64> = Table::new(16);
-        assert_eq!(t.insert(7, 7, e(1, 100), 0), Insert::Stored);
-        assert_eq!(t.get_mut(&7, 7, 50).unwrap().backend, 1);
+        let mut t = T::new(16);
+        assert_eq!(t.insert(&7, 7, e(7, 1, 100), 0), Insert::Stored);
+        assert_eq!(t.get_mut(&7, 7, 50).unwrap().entry.backend, 1);
         assert!(t.get_mut(&7, 7, 100).is_none(), "expired at its deadline");
         assert_eq!(t.len(), 1, "still occupying until swept or reused");
-        assert!(matches!(t.insert(7, 7, e(2, 300), 100), Insert::Reclaimed(old) if old.backend == 1));
-        assert_eq!(t.get_mut(&7, 7, 150).unwrap().backend, 2);
-        assert_eq!(t.remove(&7, 7).unwrap().backend, 2);
+        assert!(
+            matches!(t.insert(&7, 7, e(7, 2, 300), 100), Insert::Reclaimed(old) if old.entry.backend == 1)
+        );
+        assert_eq!(t.get_mut(&7, 7, 150).unwrap().entry.backend, 2);
+        assert_eq!(t.remove(&7, 7).unwrap().entry.backend, 2);
         assert!(t.is_empty());
     }
 
     #[test]
     fn full_window_then_reclaim_expired() {
-        let mut t: Table<u64> = Table::new(4); // 4 buckets, 8 slots: one probe window
+        let mut t = T::new(4); // 4 buckets, 8 slots: one probe window
         for k in 0..8u64 {
-            assert_eq!(t.insert(k, 0, e(k as u32, 1000), 0), Insert::Stored);
+            assert_eq!(t.insert(&k, 0, e(k, k as u32, 1000), 0), Insert::Stored);
         }
-        assert_eq!(t.insert(99, 0, e(9, 1000), 0), Insert::Full);
+        assert_eq!(t.insert(&99, 0, e(99, 9, 1000), 0), Insert::Full);
         for k in 0..8u64 {
-            assert_eq!(t.get_mut(&k, 0, 1).unwrap().backend, k as u32);
+            assert_eq!(t.get_mut(&k, 0, 1).unwrap().entry.backend, k as u32);
         }
-        assert!(matches!(t.insert(99, 0, e(9, 5000), 1000), Insert::Reclaimed(_)));
-        assert_eq!(t.get_mut(&99, 0, 1001).unwrap().backend, 9);
+        assert!(matches!(t.insert(&99, 0, e(99, 9, 5000), 1000), Insert::Reclaimed(_)));
+        assert_eq!(t.get_mut(&99, 0, 1001).unwrap().entry.backend, 9);
     }
 
     #[test]
     fn sweep_visits_everything_in_bounded_steps() {
-        let mut t: Table<u64> = Table::new(64);
+        let mut t = T::new(64);
         for k in 0..40u64 {
             let expires = if k % 2 == 0 { 10 } else { 1000 };
-            t.insert(k, k.wrapping_mul(0x9e3779b97f4a7c15), e(0, expires), 0);
+            t.insert(&k, k.wrapping_mul(0x9e3779b97f4a7c15), e(k, 0, expires), 0);
         }
         let mut seen = 0;
         let mut steps = 0;
         while steps * 8 < t.capacity() {
-            seen += t.sweep(20, 8, |_, _| {});
+            seen += t.sweep(20, 8, |_| {});
             steps += 1;
         }
         assert_eq!(seen, 20);
@@ -267,9 +326,9 @@ mod tests {
 
     #[test]
     fn clock_wraps() {
-        let mut t: Table<u64> = Table::new(8);
+        let mut t = T::new(8);
         let now = u32::MAX - 5;
-        t.insert(1, 1, e(3, now.wrapping_add(100)), now);
+        t.insert(&1, 1, e(1, 3, now.wrapping_add(100)), now);
         assert!(t.get_mut(&1, 1, now.wrapping_add(50)).is_some());
         assert!(t.get_mut(&1, 1, now.wrapping_add(100)).is_none());
     }
