@@ -49,6 +49,7 @@ impl VecPacket {
 
 impl VecPacket {
     /// Refill with `bytes` at the standard headroom, reusing the storage (no allocation).
+    #[inline]
     pub fn reset_from(&mut self, bytes: &[u8]) {
         let n = bytes.len().min(VEC_DATA_ROOM);
         self.start = VEC_HEADROOM;
@@ -69,15 +70,20 @@ impl std::fmt::Debug for VecPacket {
     }
 }
 
+// Inlined: the pipeline is generic over its buffer, and a call per access cost the dataplane
+// benchmark, which runs on these, more than the appliance's DPDK mbufs cost it.
 impl PacketBuf for VecPacket {
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.storage[self.start..self.start + self.len]
     }
 
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..self.start + self.len]
     }
 
+    #[inline]
     fn prepend(&mut self, n: usize) -> bool {
         if n > self.start {
             return false;
@@ -87,6 +93,7 @@ impl PacketBuf for VecPacket {
         true
     }
 
+    #[inline]
     fn set_len(&mut self, n: usize) -> bool {
         if self.start + n > self.storage.len() {
             return false;
