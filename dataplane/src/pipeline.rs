@@ -325,10 +325,16 @@ fn classify<B: PacketBuf, S: PacketSink<B>>(
     };
     // The common case first: TCP/UDP to a service, found in one lookup.
     if p.proto == ipv4::PROTO_TCP || p.proto == ipv4::PROTO_UDP {
-        let svc = if p.fragment == Fragment::Later {
-            snap.fragment_service(p.dst, p.proto)
-        } else {
-            st.last_service.find(snap, p.dst, p.proto, p.dport)
+        let svc = match p.fragment {
+            Fragment::Whole => st.last_service.find(snap, p.dst, p.proto, p.dport),
+            // A later fragment has no ports, so it goes to the VIP's service for fragments; the
+            // first fragment goes there too when its port found a service, so that both agree
+            // when the VIP has an every-port service beside port-specific ones.
+            Fragment::First => st
+                .last_service
+                .find(snap, p.dst, p.proto, p.dport)
+                .map(|by_port| snap.fragment_service(p.dst, p.proto).unwrap_or(by_port)),
+            Fragment::Later => snap.fragment_service(p.dst, p.proto),
         };
         if let Some(svc) = svc {
             return forward_service(snap, st, pkt, p, &a.key, a.hash, svc, in_port, now, sink);

@@ -276,6 +276,70 @@ fn source_ip_persistence_outlives_flows_and_backend_changes() {
 }
 
 #[test]
+fn fragments_agree_beside_an_every_port_service() {
+    // Port 53 has its own service; every other UDP port of the VIP is another. A later fragment
+    // cannot say its port, so it goes to the every-port service: so must the first.
+    let snap = || {
+        Snapshot::build(
+            1,
+            vec![lan_port(1500)],
+            vec![
+                service(
+                    0,
+                    VIP_L2,
+                    17,
+                    53,
+                    ForwardMode::L2,
+                    (0..3).map(|i| backend(i, i as u8 + 1, 1)).collect(),
+                ),
+                service(
+                    1,
+                    VIP_L2,
+                    17,
+                    0,
+                    ForwardMode::L2,
+                    (3..6).map(|i| backend(i, i as u8 + 1, 1)).collect(),
+                ),
+            ],
+        )
+        .unwrap()
+    };
+    let mut w = worker(snap());
+    for c in 0..20u8 {
+        let src = [198, 18, 1, c];
+        let mut first = Ip::new(17, src, VIP_L2);
+        first.df = false;
+        first.mf = true;
+        first.id = 100 + c as u16;
+        let udp = udp_seg(src, VIP_L2, 4000 + c as u16, 53, &[c; 1472], true);
+        let f1 = eth(LB_MAC, ROUTER_MAC, 0x0800, &first.bytes(&udp[..1480]));
+        let mut later = first.clone();
+        later.mf = false;
+        later.frag_off = 1480;
+        let f2 = eth(LB_MAC, ROUTER_MAC, 0x0800, &later.bytes(&udp[1480..]));
+        let b1 = backend_of(&run(&mut w, &f1, 0, 0).1);
+        let b2 = backend_of(&run(&mut w, &f2, 0, 0).1);
+        let b2_elsewhere = backend_of(&run(&mut worker(snap()), &f2, 0, 0).1);
+        assert_eq!((b1, b1), (b2, b2_elsewhere), "datagram from {src:?}");
+        assert!((4..=6).contains(&b1[5]), "the every-port service's backends are 4-6");
+    }
+    // An unfragmented datagram to port 53 still goes to port 53's own service.
+    let (v, out, _) = run(
+        &mut w,
+        &eth(
+            LB_MAC,
+            ROUTER_MAC,
+            0x0800,
+            &Ip::new(17, CLIENT, VIP_L2).bytes(&udp_seg(CLIENT, VIP_L2, 9, 53, b"q", true)),
+        ),
+        0,
+        0,
+    );
+    assert!(matches!(v, Verdict::Tx(_)));
+    assert!((1..=3).contains(&backend_of(&out)[5]), "port 53's own backends are 1-3");
+}
+
+#[test]
 fn every_fragment_follows_its_first_fragment() {
     let bs = (0..5).map(|i| backend(i, i as u8 + 1, 1)).collect();
     let mut w = worker(
