@@ -1,7 +1,7 @@
 //! Flow keys, the hash every stage agrees on, and the per-worker flow table with the active-flow
 //! count per backend that least-connections scheduling reads.
 
-use crate::table::{Entry, Insert, MemoryAdvice, Millis, Slot, Table, FLAG_USED};
+use crate::table::{Insert, MemoryAdvice, Millis, Slot, Table, FLAG_USED};
 
 /// The 5-tuple of a client→VIP flow (ports are 0 for fragmented datagrams, which are
 /// scheduled on addresses only so every fragment lands on the same backend). Packed in two
@@ -118,11 +118,6 @@ impl FlowSlot {
 
     pub fn id(&self) -> FlowId {
         FlowId { src: self.src, ports: self.ports, service: self.service }
-    }
-
-    /// The flow's backend, service, flags and deadline.
-    pub fn entry(&self) -> Entry {
-        Entry { backend: self.backend, service: self.service, flags: self.flags, expires: self.expires }
     }
 }
 
@@ -285,7 +280,7 @@ mod tests {
         let id = k.id(7);
         assert_eq!(id, FlowId { src: 0x0a00_0001, ports: 40000 << 16 | 53, service: 7 });
         let slot = FlowSlot::new(id, 3, 0, 100);
-        assert_eq!((slot.id(), slot.entry().backend, slot.entry().service), (id, 3, 7));
+        assert_eq!((slot.id(), slot.backend, slot.expires), (id, 3, 100));
         assert!(slot.holds(&id));
         assert!(!slot.holds(&k.id(8)), "another service");
         assert!(
