@@ -50,6 +50,13 @@ pub fn is_prime(n: u32) -> bool {
     true
 }
 
+/// Where backend `b`'s permutation of the `m` slots starts, and its step (`1..m`): its j-th
+/// preferred slot is `offset + j·skip mod m`. From its seed alone, so every worker, every LB
+/// and every version of dsrlb builds the same table for the same backends.
+fn permutation(b: &MaglevBackend, m: u64) -> (u64, u64) {
+    (mix64(b.seed ^ 0x5851_f42d_4c95_7f2d) % m, mix64(b.seed ^ 0x1405_7b7e_f767_814f) % (m - 1) + 1)
+}
+
 /// Whose turn it is to place a slot: backends in order, each placing only while it is behind
 /// its weighted share (count/round < weight/wmax), as weighted Maglev takes turns.
 struct Turns {
@@ -129,12 +136,7 @@ impl MaglevTable {
             return MaglevTable { slots: Box::new([]) };
         }
         // Per backend: where its permutation starts, its skip, and where its walk is now.
-        let mut offset: Vec<u64> = Vec::with_capacity(live.len());
-        let mut skip: Vec<u64> = Vec::with_capacity(live.len());
-        for b in &live {
-            offset.push(mix64(b.seed ^ 0x5851_f42d_4c95_7f2d) % m);
-            skip.push(mix64(b.seed ^ 0x1405_7b7e_f767_814f) % (m - 1) + 1);
-        }
+        let (offset, skip): (Vec<u64>, Vec<u64>) = live.iter().map(|b| permutation(b, m)).unzip();
         let mut pos = offset.clone();
         let mut turns = Turns::new(live.iter().map(|b| b.weight as u64).collect());
         let mut slots = vec![EMPTY; size as usize];
@@ -222,9 +224,7 @@ mod tests {
     fn build_by_walking(backends: &[MaglevBackend], size: u32) -> Vec<u32> {
         let m = size as u64;
         let live: Vec<&MaglevBackend> = backends.iter().filter(|b| b.weight > 0).collect();
-        let mut pos: Vec<u64> = live.iter().map(|b| mix64(b.seed ^ 0x5851_f42d_4c95_7f2d) % m).collect();
-        let skip: Vec<u64> =
-            live.iter().map(|b| mix64(b.seed ^ 0x1405_7b7e_f767_814f) % (m - 1) + 1).collect();
+        let (mut pos, skip): (Vec<u64>, Vec<u64>) = live.iter().map(|b| permutation(b, m)).unzip();
         let mut turns = Turns::new(live.iter().map(|b| b.weight as u64).collect());
         let mut slots = vec![EMPTY; size as usize];
         for _ in 0..m {
@@ -252,6 +252,26 @@ mod tests {
         }
         assert_eq!(inverse_mod(3, 7, u64::MAX / 7), 5);
         assert_eq!(mul_mod(65536, 65536, 65537, u64::MAX / 65537), 1);
+    }
+
+    /// Tables built by the code before the tail fill (commit a428a39), as FNV-1a digests of
+    /// their slots: an LB upgraded beside an older one must still agree with it on every flow,
+    /// and `build_by_walking` shares `Turns` and `permutation` with `build`, so it alone could
+    /// not notice a change in either.
+    #[test]
+    fn tables_match_the_previous_release() {
+        for (n, size, digest) in [
+            (100u32, 65537u32, 0x2935_2687_0197_7579u64),
+            (1000, 65537, 0x0cac_1311_47c5_add4),
+            (7, 251, 0xc041_986c_127a_9c6d),
+        ] {
+            let t = MaglevTable::build(&backends(n, |i| 1 + i % 3), size);
+            let d = t
+                .slots
+                .iter()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, &s| (h ^ s as u64).wrapping_mul(0x100_0000_01b3));
+            assert_eq!(d, digest, "n={n} M={size}");
+        }
     }
 
     #[test]
