@@ -275,6 +275,21 @@ fn source_ip_persistence_outlives_flows_and_backend_changes() {
     assert!(others.len() > 6);
 }
 
+/// A 1480-byte UDP datagram from `src`:`sport` to `VIP_L2`:`dport` in two fragments (IP id
+/// `id`): the first carries the UDP header, the later one does not.
+fn fragmented_udp(src: [u8; 4], id: u16, sport: u16, dport: u16) -> (Vec<u8>, Vec<u8>) {
+    let mut first = Ip::new(17, src, VIP_L2);
+    first.df = false;
+    first.mf = true;
+    first.id = id;
+    let udp = udp_seg(src, VIP_L2, sport, dport, &[id as u8; 1472], true);
+    let f1 = eth(LB_MAC, ROUTER_MAC, 0x0800, &first.bytes(&udp[..1480]));
+    let mut later = first.clone();
+    later.mf = false;
+    later.frag_off = 1480;
+    (f1, eth(LB_MAC, ROUTER_MAC, 0x0800, &later.bytes(&udp[1480..])))
+}
+
 #[test]
 fn fragments_agree_beside_an_every_port_service() {
     // Port 53 has its own service; every other UDP port of the VIP is another. A later fragment
@@ -307,16 +322,7 @@ fn fragments_agree_beside_an_every_port_service() {
     let mut w = worker(snap());
     for c in 0..20u8 {
         let src = [198, 18, 1, c];
-        let mut first = Ip::new(17, src, VIP_L2);
-        first.df = false;
-        first.mf = true;
-        first.id = 100 + c as u16;
-        let udp = udp_seg(src, VIP_L2, 4000 + c as u16, 53, &[c; 1472], true);
-        let f1 = eth(LB_MAC, ROUTER_MAC, 0x0800, &first.bytes(&udp[..1480]));
-        let mut later = first.clone();
-        later.mf = false;
-        later.frag_off = 1480;
-        let f2 = eth(LB_MAC, ROUTER_MAC, 0x0800, &later.bytes(&udp[1480..]));
+        let (f1, f2) = fragmented_udp(src, 100 + c as u16, 4000 + c as u16, 53);
         let b1 = backend_of(&run(&mut w, &f1, 0, 0).1);
         let b2 = backend_of(&run(&mut w, &f2, 0, 0).1);
         let b2_elsewhere = backend_of(&run(&mut worker(snap()), &f2, 0, 0).1);
@@ -349,16 +355,7 @@ fn every_fragment_follows_its_first_fragment() {
     let mut seen = std::collections::HashSet::new();
     for c in 0..50u8 {
         let src = [198, 18, 0, c];
-        let mut first = Ip::new(17, src, VIP_L2);
-        first.df = false;
-        first.mf = true;
-        first.id = c as u16;
-        let udp = udp_seg(src, VIP_L2, 4000 + c as u16, 53, &[c; 1472], true);
-        let f1 = eth(LB_MAC, ROUTER_MAC, 0x0800, &first.bytes(&udp[..1480]));
-        let mut later = first.clone();
-        later.mf = false;
-        later.frag_off = 1480;
-        let f2 = eth(LB_MAC, ROUTER_MAC, 0x0800, &later.bytes(&udp[1480..]));
+        let (f1, f2) = fragmented_udp(src, c as u16, 4000 + c as u16, 53);
         // Reordered: the later fragment first, and on a fresh worker (another RSS queue).
         let mut other = worker(
             Snapshot::build(
