@@ -1,6 +1,8 @@
 //! The dsrlb appliance around the dataplane: configuration, the control core (ARP, ICMP,
 //! health checks, snapshots for the workers), the DPDK worker loop, ctl and metrics.
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod config;
 pub mod ctl;

@@ -1,5 +1,7 @@
 //! The `dsrlb` command: `run`, `check` and `ctl`.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

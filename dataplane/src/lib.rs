@@ -7,6 +7,8 @@
 //! - `snapshot`: the immutable configuration workers forward with.
 //! - `pipeline`: the per-packet stages and verdicts; `io`: the worker loop over any packet I/O.
 
+#![forbid(unsafe_code)]
+
 pub mod buf;
 pub mod checksum;
 pub mod counters;
