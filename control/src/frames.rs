@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use dataplane::checksum;
-use dataplane::wire::{arp, ipv4};
+use dataplane::wire::{arp, ipv4, Ipv4Repr, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 
 use crate::neigh::Mac;
 
@@ -24,8 +24,15 @@ pub fn ethernet(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
 
 fn arp_frame(dst: Mac, op: u16, sha: Mac, spa: Ipv4Addr, tha: Mac, tpa: Ipv4Addr) -> Vec<u8> {
     let mut a = [0u8; arp::LEN];
-    arp::write(&mut a, op, sha, spa.octets(), tha, tpa.octets());
-    ethernet(dst, sha, 0x0806, &a)
+    arp::ArpRepr {
+        operation: op,
+        sender_mac: sha,
+        sender_ip: spa.octets(),
+        target_mac: tha,
+        target_ip: tpa.octets(),
+    }
+    .emit(&mut a);
+    ethernet(dst, sha, ETHERTYPE_ARP, &a)
 }
 
 /// Who has `target`? Tell `sender` (our address on the port).
@@ -75,19 +82,13 @@ pub fn fix_ipv4(pkt: &mut [u8]) {
 /// Wrap an IPv4 packet in an outer header (IPIP), as the dataplane does for client traffic.
 pub fn ipip(inner: &[u8], src: Ipv4Addr, dst: Ipv4Addr, ident: u16) -> Vec<u8> {
     let mut o = vec![0u8; 20];
-    let tos = inner.get(1).copied().unwrap_or(0);
-    let df = if inner.len() >= 8 && inner[6] & 0x40 != 0 { ipv4::FLAG_DF } else { 0 };
-    ipv4::write_header(
-        &mut o,
-        tos,
-        (20 + inner.len()) as u16,
+    Ipv4Repr {
+        tos: inner.get(1).copied().unwrap_or(0),
         ident,
-        df,
-        64,
-        ipv4::PROTO_IPIP,
-        src.octets(),
-        dst.octets(),
-    );
+        dont_fragment: inner.len() >= 8 && inner[6] & 0x40 != 0,
+        ..Ipv4Repr::new(ipv4::PROTO_IPIP, src.octets(), dst.octets(), inner.len() as u16, 64)
+    }
+    .emit(&mut o);
     o.extend_from_slice(inner);
     o
 }
@@ -105,11 +106,11 @@ pub fn icmp_echo_reply(frame: &[u8], port_mac: Mac) -> Option<Vec<u8>> {
         return None;
     }
     let mut out_ip = vec![0u8; 20];
-    ipv4::write_header(&mut out_ip, 0, 0, 0, 0, 64, ipv4::PROTO_ICMP, ip.dst(), ip.src());
+    Ipv4Repr::new(ipv4::PROTO_ICMP, ip.dst(), ip.src(), 0, 64).emit(&mut out_ip);
     out_ip.extend_from_slice(icmp);
     out_ip[20] = 0; // echo reply
     fix_ipv4(&mut out_ip);
-    Some(ethernet(eth.src(), port_mac, 0x0800, &out_ip))
+    Some(ethernet(eth.src(), port_mac, ETHERTYPE_IPV4, &out_ip))
 }
 
 #[cfg(test)]
@@ -119,7 +120,8 @@ mod tests {
     #[test]
     fn echo_reply_swaps_and_checksums() {
         let mut req = vec![0u8; 20];
-        ipv4::write_header(&mut req, 0, 0, 7, 0, 64, 1, [10, 0, 0, 5], [10, 0, 0, 100]);
+        Ipv4Repr { ident: 7, ..Ipv4Repr::new(ipv4::PROTO_ICMP, [10, 0, 0, 5], [10, 0, 0, 100], 0, 64) }
+            .emit(&mut req);
         req.extend_from_slice(&[8, 0, 0, 0, 0x12, 0x34, 0, 1, b'h', b'i']);
         fix_ipv4(&mut req);
         let f = ethernet([2, 0, 0, 0, 0, 0xfe], [2, 0, 0, 0, 0, 5], 0x0800, &req);

@@ -202,17 +202,14 @@ impl Prober {
                 icmp.extend_from_slice(&1u16.to_be_bytes());
                 icmp.extend_from_slice(b"dsrlb health probe......");
                 let mut ip = vec![0u8; 20];
-                dataplane::wire::ipv4::write_header(
-                    &mut ip,
-                    0,
-                    0,
-                    0,
-                    0,
-                    64,
-                    1,
+                dataplane::wire::Ipv4Repr::new(
+                    dataplane::wire::PROTO_ICMP,
                     t.lb_ip.octets(),
                     t.vip.octets(),
-                );
+                    0,
+                    64,
+                )
+                .emit(&mut ip);
                 ip.extend_from_slice(&icmp);
                 let frame = self.onto_wire(&t, ip);
                 out.push((t.egress, frame));

@@ -4,6 +4,7 @@
 use crate::buf::{PacketBuf, PacketSink};
 use crate::checksum;
 use crate::parse::Parsed;
+use crate::wire::ipv4::Ipv4Repr;
 use crate::wire::{be16, ethernet, icmp, ipv4, l4};
 
 /// Bytes IP-in-IP adds.
@@ -111,23 +112,24 @@ pub fn encap_ipip<B: PacketBuf, S: PacketSink<B>>(
     let d = pkt.data_mut();
     d.copy_within(IPIP_OVERHEAD..IPIP_OVERHEAD + l2, 0);
     ethernet::set_macs(d, prm.next_hop, prm.port_mac);
-    let df = if p.df { ipv4::FLAG_DF } else { 0 };
     if outer_len <= prm.mtu {
-        let o = &mut d[l2..l2 + IPIP_OVERHEAD];
-        ipv4::write_header(
-            o,
-            p.tos,
-            outer_len as u16,
-            prm.ident,
-            df,
-            OUTER_TTL,
-            ipv4::PROTO_IPIP,
-            prm.outer_src,
-            prm.real_ip,
-        );
+        outer_header(p, prm, inner_len, false, 0).emit(&mut d[l2..l2 + IPIP_OVERHEAD]);
         return EncapResult::Done;
     }
     fragment_outer(pkt, p, prm, sink)
+}
+
+/// The outer header of an IPIP packet (or of one of its fragments) carrying `payload_len` bytes.
+#[inline(always)]
+fn outer_header(p: &Parsed, prm: &IpipParams, payload_len: usize, more: bool, offset: usize) -> Ipv4Repr {
+    Ipv4Repr {
+        tos: p.tos,
+        ident: prm.ident,
+        dont_fragment: p.df,
+        more_fragments: more,
+        frag_offset: offset as u16,
+        ..Ipv4Repr::new(ipv4::PROTO_IPIP, prm.outer_src, prm.real_ip, payload_len as u16, OUTER_TTL)
+    }
 }
 
 /// Split an encapsulated packet (DF clear) into outer fragments of at most `mtu` bytes.
@@ -158,37 +160,13 @@ fn fragment_outer<B: PacketBuf, S: PacketSink<B>>(
         let out = frag.data_mut();
         out[..l2].copy_from_slice(&src[..l2]);
         out[l2 + IPIP_OVERHEAD..].copy_from_slice(&src[payload_at + off..payload_at + off + len]);
-        let more = if off + len < inner_len { ipv4::FLAG_MF } else { 0 };
-        let ff = more | ((off / 8) as u16 & ipv4::OFFSET_MASK);
-        let o = &mut out[l2..l2 + IPIP_OVERHEAD];
-        ipv4::write_header(
-            o,
-            p.tos,
-            (IPIP_OVERHEAD + len) as u16,
-            prm.ident,
-            ff,
-            OUTER_TTL,
-            ipv4::PROTO_IPIP,
-            prm.outer_src,
-            prm.real_ip,
-        );
+        outer_header(p, prm, len, off + len < inner_len, off).emit(&mut out[l2..l2 + IPIP_OVERHEAD]);
         sink.emit(prm.egress_port, frag);
         made += 1;
         off += len;
     }
     pkt.set_len(payload_at + chunk);
-    let o = &mut pkt.data_mut()[l2..payload_at];
-    ipv4::write_header(
-        o,
-        p.tos,
-        (IPIP_OVERHEAD + chunk) as u16,
-        prm.ident,
-        ipv4::FLAG_MF,
-        OUTER_TTL,
-        ipv4::PROTO_IPIP,
-        prm.outer_src,
-        prm.real_ip,
-    );
+    outer_header(p, prm, chunk, true, 0).emit(&mut pkt.data_mut()[l2..payload_at]);
     EncapResult::Fragmented(made)
 }
 
@@ -216,17 +194,13 @@ pub fn make_frag_needed<B: PacketBuf>(
     d.copy_within(l2..l2 + quote, quote_at);
     ethernet::set_macs(d, sender_mac, port_mac);
     let icmp_len = icmp::HEADER_LEN + quote;
-    ipv4::write_header(
-        &mut d[l2..icmp_at],
-        0xc0,
-        (ipv4::MIN_HEADER_LEN + icmp_len) as u16,
-        0,
-        ipv4::FLAG_DF,
-        64,
-        ipv4::PROTO_ICMP,
-        from,
-        p.src,
-    );
+    // Precedence "internetwork control" (0xc0), as routers mark their ICMP errors.
+    Ipv4Repr {
+        tos: 0xc0,
+        dont_fragment: true,
+        ..Ipv4Repr::new(ipv4::PROTO_ICMP, from, p.src, icmp_len as u16, 64)
+    }
+    .emit(&mut d[l2..icmp_at]);
     let m = &mut d[icmp_at..quote_at];
     m[0] = icmp::DEST_UNREACHABLE;
     m[1] = icmp::CODE_FRAG_NEEDED;

@@ -64,17 +64,12 @@ fn frame(a: &Args, i: u32) -> Vec<u8> {
     let sport = 1024 + (i % 50_000) as u16;
     let ip_len = size - 14;
     let proto = if udp { ipv4::PROTO_UDP } else { ipv4::PROTO_TCP };
-    ipv4::write_header(
-        &mut f[14..34],
-        0,
-        ip_len as u16,
-        i as u16,
-        ipv4::FLAG_DF,
-        64,
-        proto,
-        src.octets(),
-        a.vip.octets(),
-    );
+    ipv4::Ipv4Repr {
+        ident: i as u16,
+        dont_fragment: true,
+        ..ipv4::Ipv4Repr::new(proto, src.octets(), a.vip.octets(), (ip_len - 20) as u16, 64)
+    }
+    .emit(&mut f[14..34]);
     let l4 = &mut f[34..];
     l4[0..2].copy_from_slice(&sport.to_be_bytes());
     l4[2..4].copy_from_slice(&a.dport.to_be_bytes());

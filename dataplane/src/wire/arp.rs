@@ -43,13 +43,27 @@ impl<'a> ArpPacket<'a> {
     }
 }
 
-/// Write an ARP packet (Ethernet/IPv4) into `out[..28]`.
-pub fn write(out: &mut [u8], op: u16, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) {
-    out[0..8].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, op as u8]);
-    out[8..14].copy_from_slice(&sha);
-    out[14..18].copy_from_slice(&spa);
-    out[18..24].copy_from_slice(&tha);
-    out[24..28].copy_from_slice(&tpa);
+/// The fields of an Ethernet/IPv4 ARP packet, to be written with `emit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpRepr {
+    pub operation: u16,
+    pub sender_mac: [u8; 6],
+    pub sender_ip: [u8; 4],
+    pub target_mac: [u8; 6],
+    pub target_ip: [u8; 4],
+}
+
+impl ArpRepr {
+    /// Write the packet into the first `LEN` bytes of `out`.
+    pub fn emit(&self, out: &mut [u8]) {
+        let [o0, o1] = self.operation.to_be_bytes();
+        // htype Ethernet, ptype IPv4, hlen 6, plen 4
+        out[0..8].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, o0, o1]);
+        out[8..14].copy_from_slice(&self.sender_mac);
+        out[14..18].copy_from_slice(&self.sender_ip);
+        out[18..24].copy_from_slice(&self.target_mac);
+        out[24..28].copy_from_slice(&self.target_ip);
+    }
 }
 
 #[cfg(test)]
@@ -59,7 +73,14 @@ mod tests {
     #[test]
     fn write_then_read() {
         let mut b = [0u8; LEN];
-        write(&mut b, OP_REQUEST, [2, 0, 0, 0, 0, 1], [10, 0, 0, 1], [0; 6], [10, 0, 0, 9]);
+        ArpRepr {
+            operation: OP_REQUEST,
+            sender_mac: [2, 0, 0, 0, 0, 1],
+            sender_ip: [10, 0, 0, 1],
+            target_mac: [0; 6],
+            target_ip: [10, 0, 0, 9],
+        }
+        .emit(&mut b);
         let a = ArpPacket::new_checked(&b).unwrap();
         assert_eq!(a.operation(), OP_REQUEST);
         assert_eq!(a.sender_ip(), [10, 0, 0, 1]);

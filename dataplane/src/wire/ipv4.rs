@@ -117,38 +117,76 @@ impl<'a> Ipv4Header<'a> {
     }
 }
 
-/// Write a 20-byte IPv4 header with a correct checksum into `out[..20]`.
-#[allow(clippy::too_many_arguments)]
-pub fn write_header(
-    out: &mut [u8],
-    tos: u8,
-    total_len: u16,
-    ident: u16,
-    flags_frag: u16,
-    ttl: u8,
-    proto: u8,
-    src: [u8; 4],
-    dst: [u8; 4],
-) {
-    // The checksum is summed from the field values, not read back from the buffer.
-    let word = |a: u8, b: u8| u16::from_be_bytes([a, b]) as u32;
-    let sum = word(0x45, tos)
-        + total_len as u32
-        + ident as u32
-        + flags_frag as u32
-        + word(ttl, proto)
-        + word(src[0], src[1])
-        + word(src[2], src[3])
-        + word(dst[0], dst[1])
-        + word(dst[2], dst[3]);
-    let c = crate::checksum::finish(sum).to_be_bytes();
-    let [l0, l1] = total_len.to_be_bytes();
-    let [i0, i1] = ident.to_be_bytes();
-    let [f0, f1] = flags_frag.to_be_bytes();
-    out[..MIN_HEADER_LEN].copy_from_slice(&[
-        0x45, tos, l0, l1, i0, i1, f0, f1, ttl, proto, c[0], c[1], src[0], src[1], src[2], src[3], dst[0],
-        dst[1], dst[2], dst[3],
-    ]);
+/// The fields of an option-less IPv4 header, to be written with `emit` (smoltcp's `Repr` form):
+/// named fields instead of nine positional numbers, and the checksum computed, not supplied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Repr {
+    pub tos: u8,
+    /// Bytes after the 20-byte header (the total length is this plus 20).
+    pub payload_len: u16,
+    pub ident: u16,
+    pub dont_fragment: bool,
+    pub more_fragments: bool,
+    /// Fragment offset in bytes (a multiple of 8).
+    pub frag_offset: u16,
+    pub ttl: u8,
+    pub protocol: u8,
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+}
+
+impl Ipv4Repr {
+    /// A whole (unfragmented) datagram's header; `tos`, `ident` and DF left for the caller.
+    #[inline]
+    pub const fn new(protocol: u8, src: [u8; 4], dst: [u8; 4], payload_len: u16, ttl: u8) -> Self {
+        Ipv4Repr {
+            tos: 0,
+            payload_len,
+            ident: 0,
+            dont_fragment: false,
+            more_fragments: false,
+            frag_offset: 0,
+            ttl,
+            protocol,
+            src,
+            dst,
+        }
+    }
+
+    /// The flags and fragment-offset word as it goes on the wire.
+    #[inline]
+    pub fn flags_frag(&self) -> u16 {
+        (if self.dont_fragment { FLAG_DF } else { 0 })
+            | (if self.more_fragments { FLAG_MF } else { 0 })
+            | ((self.frag_offset / 8) & OFFSET_MASK)
+    }
+
+    /// Write the header, with a correct checksum, into the first 20 bytes of `out`.
+    #[inline]
+    pub fn emit(&self, out: &mut [u8]) {
+        let total_len = self.payload_len.wrapping_add(MIN_HEADER_LEN as u16);
+        let flags_frag = self.flags_frag();
+        let (tos, ttl, proto, src, dst) = (self.tos, self.ttl, self.protocol, self.src, self.dst);
+        // The checksum is summed from the field values, not read back from the buffer.
+        let word = |a: u8, b: u8| u16::from_be_bytes([a, b]) as u32;
+        let sum = word(0x45, tos)
+            + total_len as u32
+            + self.ident as u32
+            + flags_frag as u32
+            + word(ttl, proto)
+            + word(src[0], src[1])
+            + word(src[2], src[3])
+            + word(dst[0], dst[1])
+            + word(dst[2], dst[3]);
+        let c = crate::checksum::finish(sum).to_be_bytes();
+        let [l0, l1] = total_len.to_be_bytes();
+        let [i0, i1] = self.ident.to_be_bytes();
+        let [f0, f1] = flags_frag.to_be_bytes();
+        out[..MIN_HEADER_LEN].copy_from_slice(&[
+            0x45, tos, l0, l1, i0, i1, f0, f1, ttl, proto, c[0], c[1], src[0], src[1], src[2], src[3],
+            dst[0], dst[1], dst[2], dst[3],
+        ]);
+    }
 }
 
 #[cfg(test)]
@@ -157,8 +195,28 @@ mod tests {
 
     fn hdr() -> [u8; 24] {
         let mut h = [0u8; 24];
-        write_header(&mut h, 0xb9, 24, 7, FLAG_DF, 64, PROTO_UDP, [1, 2, 3, 4], [5, 6, 7, 8]);
+        let r = Ipv4Repr {
+            tos: 0xb9,
+            ident: 7,
+            dont_fragment: true,
+            ..Ipv4Repr::new(PROTO_UDP, [1, 2, 3, 4], [5, 6, 7, 8], 4, 64)
+        };
+        r.emit(&mut h);
         h
+    }
+
+    #[test]
+    fn flags_and_offset_round_trip() {
+        let mut h = [0u8; 20];
+        let r = Ipv4Repr {
+            more_fragments: true,
+            frag_offset: 1480,
+            ..Ipv4Repr::new(PROTO_IPIP, [1, 2, 3, 4], [5, 6, 7, 8], 0, 64)
+        };
+        r.emit(&mut h);
+        let v = Ipv4Header::new_checked(&h).unwrap();
+        assert!(v.more_fragments() && !v.dont_fragment());
+        assert_eq!((v.frag_offset(), v.total_len(), v.protocol()), (1480, 20, PROTO_IPIP));
     }
 
     #[test]
