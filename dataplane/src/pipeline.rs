@@ -9,10 +9,12 @@ use crate::counters::{Counters, DropReason};
 use crate::flow::{hash_addr, FlowKey, FlowSlot, FlowTable};
 use crate::io::BURST;
 use crate::parse::{parse_into, Fragment, Kind, Parsed};
-use crate::rewrite::{self, EncapResult, IpipParams};
+use crate::persist::{persisted_addr, PersistTable};
+use crate::ratelimit::TokenBucket;
+use crate::rewrite::{self, EncapResult};
 use crate::sched::{self, WrrState};
-use crate::snapshot::{Forward, ForwardMode, PersistBy, PortRole, ServiceInfo, Snapshot};
-use crate::table::{self, Entry, Insert, KeyedSlot, MemoryAdvice, Millis, Table};
+use crate::snapshot::{Forward, PortRole, ServiceInfo, Snapshot};
+use crate::table::{self, Insert, MemoryAdvice, Millis};
 use crate::wire::{be16, icmp, ip4, ipv4, l4};
 
 /// What to do with a packet after the pipeline.
@@ -58,41 +60,6 @@ impl Default for WorkerConfig {
     }
 }
 
-/// A token bucket on the worker's millisecond clock.
-#[derive(Debug, Clone)]
-struct RateLimit {
-    per_sec: u32,
-    burst: u32,
-    tokens_milli: u64,
-    last: Millis,
-}
-
-impl RateLimit {
-    fn new(per_sec: u32, burst: u32) -> Self {
-        RateLimit { per_sec, burst, tokens_milli: burst as u64 * 1000, last: 0 }
-    }
-
-    fn take(&mut self, now: Millis) -> bool {
-        let dt = now.wrapping_sub(self.last).min(60_000) as u64;
-        self.last = now;
-        let cap = self.burst as u64 * 1000;
-        self.tokens_milli = (self.tokens_milli + dt * self.per_sec as u64).min(cap);
-        if self.tokens_milli >= 1000 {
-            self.tokens_milli -= 1000;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Persistence key: the persisted address within a service.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PersistKey {
-    pub addr: [u8; 4],
-    pub service: u16,
-}
-
 /// The last service lookup's key and answer: packets of a burst mostly go to one service, and
 /// a hit spares the lookup and the load chain behind it. Cleared when a snapshot is installed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -120,10 +87,10 @@ impl LastService {
 struct State {
     last_service: LastService,
     flows: FlowTable,
-    persist: Table<KeyedSlot<PersistKey>, 2>,
+    persist: PersistTable,
     wrr: Vec<WrrState>,
     counters: Counters,
-    frag_needed: RateLimit,
+    frag_needed: TokenBucket,
     ip_id: u16,
     /// The longest sweep period allowed, buckets to sweep per elapsed millisecond (set for the
     /// installed services' timeouts), and when the sweep last ran.
@@ -135,8 +102,8 @@ struct State {
 pub struct Worker {
     snap: Arc<Snapshot>,
     st: State,
-    /// The first pass's results for one burst, reused (not rebuilt) from burst to burst.
-    ahead: Box<[Ahead; BURST]>,
+    /// The first pass's descriptions of one burst, reused (not rebuilt) from burst to burst.
+    descs: Box<[PacketDesc; BURST]>,
 }
 
 impl Worker {
@@ -147,17 +114,17 @@ impl Worker {
             st: State {
                 last_service: LastService::default(),
                 flows,
-                persist: Table::new(cfg.persistence_capacity),
+                persist: PersistTable::new(cfg.persistence_capacity),
                 wrr: Vec::new(),
                 counters: Counters::default(),
-                frag_needed: RateLimit::new(cfg.frag_needed_per_sec, cfg.frag_needed_burst),
+                frag_needed: TokenBucket::new(cfg.frag_needed_per_sec, cfg.frag_needed_burst),
                 ip_id: 0,
                 max_sweep_period_ms: cfg.sweep_period_ms.max(1),
                 sweep_per_ms: 1,
                 last_sweep: None,
             },
             snap: snap.clone(),
-            ahead: Box::new([Ahead::EMPTY; BURST]),
+            descs: Box::new([PacketDesc::EMPTY; BURST]),
         };
         w.install(snap);
         w
@@ -202,19 +169,17 @@ impl Worker {
         self.st.last_sweep = Some(now);
         let n = self.st.flows.sweep(now, elapsed * self.st.sweep_per_ms);
         self.st.counters.expired_by_sweep += n as u64;
-        self.st.persist.sweep(now, elapsed * (self.st.sweep_per_ms / 4 + 1), |_| {});
+        self.st.persist.sweep(now, elapsed * (self.st.sweep_per_ms / 4 + 1));
     }
 
     /// Run a burst; `verdicts[i]` tells what to do with `pkts[i]`.
     ///
-    /// Two passes per `BURST` packets: the first parses every packet once, in place, keys and
-    /// hashes its flow and starts fetching that flow's bucket; the second forwards each packet.
-    /// The fetches are started in the first pass, not a few packets ahead in the second,
-    /// because the first pass is short per packet: the CPU's reorder window then spans several
-    /// packets' fetches, so their TLB walks and misses overlap (at a million flows nearly every
-    /// bucket is both). On the dataplane benchmark this took l2 at 1M flows from 41-43 to
-    /// 38-40 ns/packet; fetching 8 packets ahead in the second pass had read the same for
-    /// distances 4 to 16.
+    /// Two passes per `BURST` packets: the first describes every packet (parsed once, in place,
+    /// its flow keyed and hashed) and starts fetching that flow's bucket; the second runs each
+    /// packet. The fetches are started in the first pass because it is short per packet: the
+    /// CPU's reorder window then spans several packets' fetches, so their TLB walks and misses
+    /// overlap (at a million flows nearly every bucket is both; docs/performance.md has the
+    /// figures).
     pub fn process_burst<B: PacketBuf, S: PacketSink<B>>(
         &mut self,
         pkts: &mut [B],
@@ -223,15 +188,16 @@ impl Worker {
         verdicts: &mut [Verdict],
         sink: &mut S,
     ) {
-        let Worker { snap, st, ahead } = self;
-        let snap = &**snap;
+        let Worker { snap, st, descs } = self;
+        let mut cx = BurstCx { snap, in_port, now, sink };
         for (pkts, verdicts) in pkts.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
-            for (pkt, a) in pkts.iter().zip(ahead.iter_mut()) {
-                parse_and_hash(pkt.data(), a);
-                st.flows.prefetch(a.hash);
+            st.counters.rx_packets += pkts.len() as u64;
+            for (pkt, d) in pkts.iter().zip(descs.iter_mut()) {
+                describe(pkt.data(), d);
+                st.flows.prefetch(d.hash);
             }
             for (i, (pkt, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-                *v = run_parsed(snap, st, pkt, &ahead[i], in_port, now, sink);
+                *v = run(&mut cx, st, pkt, &descs[i]);
             }
         }
     }
@@ -245,55 +211,47 @@ impl Worker {
         now: Millis,
         sink: &mut S,
     ) -> Verdict {
-        let mut a = Ahead::EMPTY;
-        parse_and_hash(pkt.data(), &mut a);
-        run_parsed(&self.snap, &mut self.st, pkt, &a, in_port, now, sink)
+        let mut d = PacketDesc::EMPTY;
+        describe(pkt.data(), &mut d);
+        self.st.counters.rx_packets += 1;
+        run(&mut BurstCx { snap: &self.snap, in_port, now, sink }, &mut self.st, pkt, &d)
     }
 }
 
-#[inline(always)]
-fn run_parsed<B: PacketBuf, S: PacketSink<B>>(
-    snap: &Snapshot,
-    st: &mut State,
-    pkt: &mut B,
-    a: &Ahead,
+/// What every stage of one burst shares: the snapshot, the port the burst came from, the time,
+/// and where extra packets (outer fragments) go.
+struct BurstCx<'a, S> {
+    snap: &'a Snapshot,
     in_port: u16,
     now: Millis,
-    sink: &mut S,
-) -> Verdict {
-    st.counters.rx_packets += 1;
-    let v = classify(snap, st, pkt, a, in_port, now, sink);
-    match v {
-        Verdict::Tx(_) => st.counters.forwarded += 1,
-        Verdict::ToControl => st.counters.to_control += 1,
-        Verdict::Drop(r) => st.counters.drop(r),
-    }
-    v
+    sink: &'a mut S,
 }
 
-/// What the first pass learns of a packet: what it is, its headers, and the flow it would
-/// belong to with that flow's hash (both zero when it is not IPv4).
+/// What the first pass learns of a packet (Katran's `packet_description`): what it is, its
+/// headers, and the flow it would belong to with that flow's hash (both zero when it is not
+/// IPv4).
 #[derive(Clone, Copy)]
-struct Ahead {
+struct PacketDesc {
     kind: Result<Kind, DropReason>,
     p: Parsed,
     key: FlowKey,
     hash: u64,
 }
 
-impl Ahead {
-    const EMPTY: Ahead = Ahead { kind: Ok(Kind::Arp), p: Parsed::EMPTY, key: FlowKey::ZERO, hash: 0 };
+impl PacketDesc {
+    const EMPTY: PacketDesc =
+        PacketDesc { kind: Ok(Kind::Arp), p: Parsed::EMPTY, key: FlowKey::ZERO, hash: 0 };
 }
 
 /// Parse a frame once, in place, and key and hash its flow.
 #[inline(always)]
-fn parse_and_hash(data: &[u8], a: &mut Ahead) {
-    a.kind = parse_into(data, &mut a.p);
-    a.key = match a.kind {
-        Ok(Kind::Ipv4) => flow_key(&a.p),
+fn describe(data: &[u8], d: &mut PacketDesc) {
+    d.kind = parse_into(data, &mut d.p);
+    d.key = match d.kind {
+        Ok(Kind::Ipv4) => flow_key(&d.p),
         _ => FlowKey::ZERO,
     };
-    a.hash = a.key.hash();
+    d.hash = d.key.hash();
 }
 
 /// The flow a client→VIP packet belongs to: its 5-tuple, or its addresses only when it is a
@@ -307,79 +265,132 @@ fn flow_key(p: &Parsed) -> FlowKey {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What `classify` decided a packet is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// TCP or UDP for the service at this position.
+    Service(usize),
+    /// ICMP to a VIP: echo for the control core, or an error to steer to a flow's backend.
+    IcmpToVip,
+    /// ARP, or anything addressed to one of the LB's own addresses.
+    Control,
+    /// Inline: from the server side, not for us: route it toward the client-side gateway.
+    RouteToClient(u16),
+    Drop(DropReason),
+}
+
+/// Run one described packet (counted as received by the caller): decide what it is, act on
+/// it, count the verdict.
 #[inline(always)]
-fn classify<B: PacketBuf, S: PacketSink<B>>(
-    snap: &Snapshot,
+fn run<B: PacketBuf, S: PacketSink<B>>(
+    cx: &mut BurstCx<'_, S>,
     st: &mut State,
     pkt: &mut B,
-    a: &Ahead,
-    in_port: u16,
-    now: Millis,
-    sink: &mut S,
+    d: &PacketDesc,
 ) -> Verdict {
-    let p = match a.kind {
-        Ok(Kind::Ipv4) => &a.p,
-        Ok(Kind::Arp) => return Verdict::ToControl,
-        Err(r) => return Verdict::Drop(r),
+    // Counted in each arm, so that the common arm's verdicts are counted where they are made.
+    match classify(cx.snap, &mut st.last_service, d, cx.in_port) {
+        Class::Service(svc) => {
+            let v = forward_service(cx, st, pkt, d, svc);
+            count(&mut st.counters, v)
+        }
+        other => {
+            let v = act_other(cx, st, pkt, d, other);
+            count(&mut st.counters, v)
+        }
+    }
+}
+
+#[inline(always)]
+fn count(c: &mut Counters, v: Verdict) -> Verdict {
+    match v {
+        Verdict::Tx(_) => c.forwarded += 1,
+        Verdict::ToControl => c.to_control += 1,
+        Verdict::Drop(r) => c.drop(r),
+    }
+    v
+}
+
+/// Everything but a service's packet: kept out of line, so the common path stays short.
+#[inline(never)]
+fn act_other<B: PacketBuf, S: PacketSink<B>>(
+    cx: &mut BurstCx<'_, S>,
+    st: &mut State,
+    pkt: &mut B,
+    d: &PacketDesc,
+    class: Class,
+) -> Verdict {
+    match class {
+        Class::Service(svc) => forward_service(cx, st, pkt, d, svc),
+        Class::IcmpToVip => icmp_to_vip(cx, st, pkt, &d.p),
+        Class::Control => Verdict::ToControl,
+        Class::RouteToClient(client) => route_to_client(cx.snap, st, pkt, &d.p, client),
+        Class::Drop(r) => Verdict::Drop(r),
+    }
+}
+
+/// Decide what a packet is, from its description and the snapshot alone (the last service
+/// lookup is remembered, which changes no answer).
+#[inline(always)]
+fn classify(snap: &Snapshot, last: &mut LastService, d: &PacketDesc, in_port: u16) -> Class {
+    let p = match d.kind {
+        Ok(Kind::Ipv4) => &d.p,
+        Ok(Kind::Arp) => return Class::Control,
+        Err(r) => return Class::Drop(r),
     };
     // The common case first: TCP/UDP to a service, found in one lookup.
     if p.proto == ipv4::PROTO_TCP || p.proto == ipv4::PROTO_UDP {
         let svc = match p.fragment {
-            Fragment::Whole => st.last_service.find(snap, p.dst, p.proto, p.dport),
+            Fragment::Whole => last.find(snap, p.dst, p.proto, p.dport),
             // A later fragment has no ports, so it goes to the VIP's service for fragments; the
             // first fragment goes there too when its port found a service, so that both agree
             // when the VIP has an every-port service beside port-specific ones.
-            Fragment::First => st
-                .last_service
+            Fragment::First => last
                 .find(snap, p.dst, p.proto, p.dport)
                 .map(|by_port| snap.fragment_service(p.dst, p.proto).unwrap_or(by_port)),
             Fragment::Later => snap.fragment_service(p.dst, p.proto),
         };
         if let Some(svc) = svc {
-            return forward_service(snap, st, pkt, p, &a.key, a.hash, svc, in_port, now, sink);
+            return Class::Service(svc);
         }
     }
     if snap.is_vip(p.dst) {
         return match p.proto {
-            ipv4::PROTO_ICMP => icmp_to_vip(snap, st, pkt, p, in_port, now, sink),
+            ipv4::PROTO_ICMP => Class::IcmpToVip,
             ipv4::PROTO_TCP | ipv4::PROTO_UDP if p.fragment == Fragment::Later => {
-                Verdict::Drop(DropReason::FragmentWithoutService)
+                Class::Drop(DropReason::FragmentWithoutService)
             }
-            _ => Verdict::Drop(DropReason::NoService),
+            _ => Class::Drop(DropReason::NoService),
         };
     }
     if snap.lb_addr_port(p.dst).is_some() {
-        return Verdict::ToControl;
+        return Class::Control;
     }
     if let Some(client) = snap.client_port {
         if snap.ports.get(in_port as usize).map(|x| x.role) == Some(PortRole::Server) {
-            return route_to_client(snap, st, pkt, p, client);
+            return Class::RouteToClient(client);
         }
     }
-    Verdict::Drop(DropReason::NotForUs)
+    Class::Drop(DropReason::NotForUs)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A packet for service position `svc`: its flow's backend (found, moved or newly scheduled),
+/// then the mode's rewrite.
 #[inline(always)]
 fn forward_service<B: PacketBuf, S: PacketSink<B>>(
-    snap: &Snapshot,
+    cx: &mut BurstCx<'_, S>,
     st: &mut State,
     pkt: &mut B,
-    p: &Parsed,
-    key: &FlowKey,
-    hash: u64,
+    d: &PacketDesc,
     svc: usize,
-    in_port: u16,
-    now: Millis,
-    sink: &mut S,
 ) -> Verdict {
+    let (snap, now, p, hash) = (cx.snap, cx.now, &d.p, d.hash);
     let s = &snap.services[svc];
     let closing = p.proto == ipv4::PROTO_TCP && p.tcp_flags & (l4::TCP_FIN | l4::TCP_RST) != 0;
     let idle = if p.proto == ipv4::PROTO_TCP { s.tcp_idle_ms } else { s.udp_idle_ms };
 
     let closing_ms = s.closing_ms.min(idle);
-    let id = key.id(s.id);
+    let id = d.key.id(s.id);
     let existing = st.flows.get_mut(&id, hash, now).map(|e| {
         // Once the client sent FIN or RST the flow stays on the short closing timeout.
         if closing && e.flags & table::FLAG_CLOSING == 0 {
@@ -399,7 +410,7 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
     // The common case: a known flow whose backend may keep it, found with one forward lookup.
     let kept = existing.and_then(|b| snap.forward(svc, b).filter(|f| f.keeps_flows).map(|f| (b, f)));
     if let Some((backend, f)) = kept {
-        return send_to_backend(snap, st, pkt, p, s, f, backend, in_port, now, sink);
+        return send_to_backend(cx, st, pkt, p, s, f, backend);
     }
     let backend = match existing {
         Some(_) => {
@@ -436,50 +447,29 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
     let Some(f) = snap.forward(svc, backend) else {
         return Verdict::Drop(DropReason::NoHealthyBackend);
     };
-    send_to_backend(snap, st, pkt, p, s, f, backend, in_port, now, sink)
+    send_to_backend(cx, st, pkt, p, s, f, backend)
 }
 
 /// A backend for a new flow: persistence first (if the service has it), then the scheduler.
 #[inline]
 fn pick_new(snap: &Snapshot, st: &mut State, svc: usize, p: &Parsed, hash: u64, now: Millis) -> Option<u32> {
-    let s = &snap.services[svc];
-    if let Some(per) = s.persistence {
-        let addr = match per.by {
-            PersistBy::SourceIp => p.src,
-            PersistBy::DestinationIp => p.dst,
-        };
-        let pk = PersistKey { addr, service: s.id };
-        let ph = hash_addr(addr) ^ s.id as u64;
-        if let Some(slot) = st.persist.get_mut(&pk, ph, now) {
-            let e = &mut slot.entry;
-            if snap.takes_new(svc, e.backend) {
-                e.expires = now.wrapping_add(per.timeout_ms);
-                return Some(e.backend);
-            }
-        }
-        // The first pick for an address is its consistent hash, so every worker agrees.
-        let b = snap.maglev(svc).lookup(hash_addr(addr))?;
-        let _ = st.persist.remove(&pk, ph);
-        let entry = Entry { backend: b, service: s.id, flags: 0, expires: now.wrapping_add(per.timeout_ms) };
-        let _ = st.persist.insert(&pk, ph, KeyedSlot::new(pk, entry), now);
-        return Some(b);
+    if let Some(per) = snap.services[svc].persistence {
+        return st.persist.pick(snap, svc, per, persisted_addr(per.by, p.src, p.dst), now);
     }
     sched::pick(snap, svc, p, hash, &mut st.wrr[svc], &st.flows)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Count the packet for its service and backend and rewrite it for the service's mode; a
+/// packet too big to encapsulate with DF set becomes a "fragmentation needed" to its sender.
 #[inline(always)]
 fn send_to_backend<B: PacketBuf, S: PacketSink<B>>(
-    snap: &Snapshot,
+    cx: &mut BurstCx<'_, S>,
     st: &mut State,
     pkt: &mut B,
     p: &Parsed,
     s: &ServiceInfo,
     f: &Forward,
     backend: u32,
-    in_port: u16,
-    now: Millis,
-    sink: &mut S,
 ) -> Verdict {
     let len = pkt.data().len() as u64;
     let sc = &mut st.counters.services[s.id as usize];
@@ -488,63 +478,51 @@ fn send_to_backend<B: PacketBuf, S: PacketSink<B>>(
     let bc = &mut st.counters.backends[backend as usize];
     bc.packets += 1;
     bc.bytes += len;
-    match s.mode {
-        ForwardMode::L2 => {
-            rewrite::rewrite_l2(pkt.data_mut(), f.next_hop, f.port_mac);
+    match rewrite::to_backend(pkt, p, s.mode, f, &mut st.ip_id, cx.sink) {
+        EncapResult::Done => Verdict::Tx(f.port),
+        EncapResult::Fragmented(n) => {
+            st.counters.outer_fragments += n as u64;
             Verdict::Tx(f.port)
         }
-        ForwardMode::Dscp(code) => {
-            rewrite::rewrite_dscp(pkt.data_mut(), p, code, f.real_ip, f.next_hop, f.port_mac);
-            Verdict::Tx(f.port)
-        }
-        ForwardMode::Ipip => {
-            st.ip_id = st.ip_id.wrapping_add(1);
-            let prm = IpipParams {
-                outer_src: f.outer_src,
-                real_ip: f.real_ip,
-                next_hop: f.next_hop,
-                port_mac: f.port_mac,
-                mtu: f.mtu as usize,
-                ident: st.ip_id,
-                egress_port: f.port,
-            };
-            match rewrite::encap_ipip(pkt, p, &prm, sink) {
-                EncapResult::Done => Verdict::Tx(f.port),
-                EncapResult::Fragmented(n) => {
-                    st.counters.outer_fragments += n as u64;
-                    Verdict::Tx(f.port)
-                }
-                EncapResult::NoBuffer => Verdict::Drop(DropReason::NoBuffer),
-                EncapResult::TooBig { mtu } => {
-                    if !st.frag_needed.take(now) {
-                        st.counters.frag_needed_rate_limited += 1;
-                        return Verdict::Drop(DropReason::TooBigDontFragment);
-                    }
-                    let in_p = &snap.ports[(in_port as usize).min(snap.ports.len() - 1)];
-                    let from = in_p.addrs.first().map(|a| a.octets()).unwrap_or(p.dst);
-                    if rewrite::make_frag_needed(pkt, p, from, in_p.mac, mtu) {
-                        st.counters.frag_needed_sent += 1;
-                        Verdict::Tx(in_port)
-                    } else {
-                        Verdict::Drop(DropReason::TooBigDontFragment)
-                    }
-                }
-            }
-        }
+        EncapResult::NoBuffer => Verdict::Drop(DropReason::NoBuffer),
+        EncapResult::TooBig { mtu } => frag_needed(cx, st, pkt, p, mtu),
+    }
+}
+
+/// Answer a packet too big for the encapsulated path with ICMP "fragmentation needed",
+/// rate-limited per worker; the packet itself is turned into the answer.
+#[cold]
+fn frag_needed<B: PacketBuf, S>(
+    cx: &BurstCx<'_, S>,
+    st: &mut State,
+    pkt: &mut B,
+    p: &Parsed,
+    mtu: u16,
+) -> Verdict {
+    if !st.frag_needed.take(cx.now) {
+        st.counters.frag_needed_rate_limited += 1;
+        return Verdict::Drop(DropReason::TooBigDontFragment);
+    }
+    let snap = cx.snap;
+    let in_p = &snap.ports[(cx.in_port as usize).min(snap.ports.len() - 1)];
+    let from = in_p.addrs.first().map(|a| a.octets()).unwrap_or(p.dst);
+    if rewrite::make_frag_needed(pkt, p, from, in_p.mac, mtu) {
+        st.counters.frag_needed_sent += 1;
+        Verdict::Tx(cx.in_port)
+    } else {
+        Verdict::Drop(DropReason::TooBigDontFragment)
     }
 }
 
 /// ICMP to a VIP: echo goes to the control core; an error about a server's reply (e.g. Packet
 /// Too Big from a router) goes to the server that owns the flow named by the embedded header.
 fn icmp_to_vip<B: PacketBuf, S: PacketSink<B>>(
-    snap: &Snapshot,
+    cx: &mut BurstCx<'_, S>,
     st: &mut State,
     pkt: &mut B,
     p: &Parsed,
-    in_port: u16,
-    now: Millis,
-    sink: &mut S,
 ) -> Verdict {
+    let (snap, now) = (cx.snap, cx.now);
     let Some(l4_at) = p.l4() else {
         return Verdict::Drop(DropReason::IcmpUnsupported);
     };
@@ -583,9 +561,8 @@ fn icmp_to_vip<B: PacketBuf, S: PacketSink<B>>(
     // gives the backend the flow was scheduled to.
     let owner = owner.or_else(|| {
         let s = &snap.services[svc];
-        match s.persistence.map(|x| x.by) {
-            Some(PersistBy::SourceIp) => snap.maglev(svc).lookup(hash_addr(client)),
-            Some(PersistBy::DestinationIp) => snap.maglev(svc).lookup(hash_addr(vip)),
+        match s.persistence {
+            Some(per) => snap.maglev(svc).lookup(hash_addr(persisted_addr(per.by, client, vip))),
             None => snap.maglev(svc).lookup(hash),
         }
     });
@@ -596,7 +573,7 @@ fn icmp_to_vip<B: PacketBuf, S: PacketSink<B>>(
         return Verdict::Drop(DropReason::NoHealthyBackend);
     };
     st.counters.icmp_errors_steered += 1;
-    send_to_backend(snap, st, pkt, p, &snap.services[svc], f, backend, in_port, now, sink)
+    send_to_backend(cx, st, pkt, p, &snap.services[svc], f, backend)
 }
 
 /// Inline mode: server replies (and anything else from the server side not for us) go to the

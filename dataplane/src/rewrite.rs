@@ -1,9 +1,14 @@
 //! The three DSR rewrites, the ICMP "fragmentation needed" reply, and inline routing.
 //! Each works in place on a packet buffer whose headers `parse` has already validated.
+//!
+//! `to_backend` is the one place a DSR mode is applied: the workers call it for client packets
+//! and the control core for its health probes, so a probe travels exactly the path a client's
+//! packet does.
 
 use crate::buf::{PacketBuf, PacketSink};
 use crate::checksum;
 use crate::parse::Parsed;
+use crate::snapshot::{Forward, ForwardMode};
 use crate::wire::ipv4::Ipv4Repr;
 use crate::wire::{be16, ethernet, icmp, ipv4, l4};
 
@@ -13,6 +18,42 @@ pub const IPIP_OVERHEAD: usize = ipv4::MIN_HEADER_LEN;
 pub const OUTER_TTL: u8 = 64;
 /// How much of the offending packet a "fragmentation needed" quotes (RFC 1812: up to 576 bytes).
 pub const ICMP_QUOTE_MAX: usize = 576 - ipv4::MIN_HEADER_LEN - icmp::HEADER_LEN;
+
+/// Rewrite a client→VIP packet (or a probe shaped like one) for `mode`, toward the backend `f`.
+/// `ident` is the sender's IPv4 identification counter, advanced when an outer header is made.
+#[inline(always)]
+pub fn to_backend<B: PacketBuf, S: PacketSink<B>>(
+    pkt: &mut B,
+    p: &Parsed,
+    mode: ForwardMode,
+    f: &Forward,
+    ident: &mut u16,
+    sink: &mut S,
+) -> EncapResult {
+    match mode {
+        ForwardMode::L2 => {
+            rewrite_l2(pkt.data_mut(), f.next_hop, f.port_mac);
+            EncapResult::Done
+        }
+        ForwardMode::Dscp(code) => {
+            rewrite_dscp(pkt.data_mut(), p, code, f.real_ip, f.next_hop, f.port_mac);
+            EncapResult::Done
+        }
+        ForwardMode::Ipip => {
+            *ident = ident.wrapping_add(1);
+            let prm = IpipParams {
+                outer_src: f.outer_src,
+                real_ip: f.real_ip,
+                next_hop: f.next_hop,
+                port_mac: f.port_mac,
+                mtu: f.mtu as usize,
+                ident: *ident,
+                egress_port: f.port,
+            };
+            encap_ipip(pkt, p, &prm, sink)
+        }
+    }
+}
 
 /// `l2`: destination MAC := server MAC, source MAC := egress port MAC; nothing else changes.
 #[inline]

@@ -115,6 +115,8 @@ pub struct Forward {
     pub keeps_flows: bool,
     /// New flows may come (up, MAC known, weight > 0).
     pub takes_new: bool,
+    /// The next hop's MAC is known (`next_hop` is meaningful): a health probe can be sent.
+    pub resolved: bool,
     pub next_hop: Mac,
     pub port_mac: Mac,
     pub real_ip: [u8; 4],
@@ -256,6 +258,7 @@ impl Snapshot {
                     port: b.port,
                     keeps_flows: known && b.state != BackendState::Down,
                     takes_new: known && b.state == BackendState::Up && b.weight > 0,
+                    resolved: known,
                     next_hop: b.next_hop_mac.unwrap_or([0; 6]),
                     port_mac: port.mac,
                     real_ip: b.real_ip.octets(),
