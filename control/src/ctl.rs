@@ -1,8 +1,9 @@
 //! `dsrlb ctl`: a unix socket (mode 0600) speaking one JSON request and one JSON answer per
 //! connection. Read-only commands are answered from the latest view; `drain`, `undrain` and
-//! `reload` go to the control core.
+//! `reload` go to the control core. Tables for people are rendered from the typed rows.
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -10,11 +11,30 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::app::{CtlCommand, CtlRequest};
-use crate::view::View;
+use crate::errors::CtlError;
+use crate::view::{BackendRow, ServiceRow, Stats, Status, View};
+
+/// What the ctl server asks of the control core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CtlCommand {
+    Reload,
+    /// Drain (or undrain) `backend` in the services named by `service` (`VIP` or `VIP:PORT`).
+    Drain {
+        service: String,
+        backend: Ipv4Addr,
+        drain: bool,
+    },
+}
+
+/// A command from the ctl server thread, answered on `reply`.
+pub struct CtlRequest {
+    pub cmd: CtlCommand,
+    pub reply: Sender<Result<String, String>>,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
@@ -74,37 +94,64 @@ fn handle(conn: UnixStream, view: &Mutex<View>, requests: &Sender<CtlRequest>) -
     writeln!(w, "{v}")
 }
 
-fn answer(req: Request, view: &Mutex<View>, requests: &Sender<CtlRequest>) -> Result<Value, String> {
-    let v = view.lock().map_err(|_| "view unavailable".to_string())?.clone();
-    let to = |x: &dyn erased::Ser| x.to_value();
-    match (req.cmd.as_str(), req.args.as_slice()) {
-        ("status", []) => Ok(to(&v.status)),
-        ("services", []) => Ok(to(&v.services)),
-        ("backends", []) => Ok(to(&v.backends)),
-        ("stats", []) => Ok(to(&v.stats)),
-        ("flows", []) => Ok(json!({
-            "flows": v.stats.flows,
-            "capacity": v.stats.flow_capacity,
-            "services": v.services.iter().map(|s| json!({"service": s.name, "active_flows": s.active_flows, "new_flows": s.new_flows})).collect::<Vec<_>>(),
-            "backends": v.backends.iter().map(|b| json!({"service": b.service, "backend": b.ip, "active_flows": b.active_flows, "new_flows": b.new_flows})).collect::<Vec<_>>(),
-        })),
-        ("reload", []) => call(requests, CtlCommand::Reload),
-        ("drain" | "undrain", [vip, backend]) => {
-            let backend = backend.parse().map_err(|_| format!("{backend:?} is not an IPv4 address"))?;
-            call(requests, CtlCommand::Drain { vip: vip.clone(), backend, drain: req.cmd == "drain" })
-        }
-        (cmd, args) => Err(format!("unknown command or arguments: {cmd} {}", args.join(" "))),
-    }
+/// The `flows` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Flows {
+    pub flows: u64,
+    pub capacity: u64,
+    pub services: Vec<FlowRow>,
+    pub backends: Vec<FlowRow>,
 }
 
-mod erased {
-    pub trait Ser {
-        fn to_value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn to_value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FlowRow {
+    pub service: String,
+    pub backend: Option<Ipv4Addr>,
+    pub active_flows: u64,
+    pub new_flows: u64,
+}
+
+fn value<T: Serialize>(x: &T) -> Value {
+    serde_json::to_value(x).unwrap_or(Value::Null)
+}
+
+fn answer(req: Request, view: &Mutex<View>, requests: &Sender<CtlRequest>) -> Result<Value, String> {
+    let v = view.lock().map_err(|_| "view unavailable".to_string())?.clone();
+    match (req.cmd.as_str(), req.args.as_slice()) {
+        ("status", []) => Ok(value(&v.status)),
+        ("services", []) => Ok(value(&v.services)),
+        ("backends", []) => Ok(value(&v.backends)),
+        ("stats", []) => Ok(value(&v.stats)),
+        ("flows", []) => Ok(value(&Flows {
+            flows: v.stats.flows,
+            capacity: v.stats.flow_capacity,
+            services: v
+                .services
+                .iter()
+                .map(|s| FlowRow {
+                    service: s.name.clone(),
+                    backend: None,
+                    active_flows: s.active_flows,
+                    new_flows: s.new_flows,
+                })
+                .collect(),
+            backends: v
+                .backends
+                .iter()
+                .map(|b| FlowRow {
+                    service: b.service.clone(),
+                    backend: Some(b.ip),
+                    active_flows: b.active_flows,
+                    new_flows: b.new_flows,
+                })
+                .collect(),
+        })),
+        ("reload", []) => call(requests, CtlCommand::Reload),
+        ("drain" | "undrain", [service, backend]) => {
+            let backend = backend.parse().map_err(|_| format!("{backend:?} is not an IPv4 address"))?;
+            call(requests, CtlCommand::Drain { service: service.clone(), backend, drain: req.cmd == "drain" })
         }
+        (cmd, args) => Err(format!("unknown command or arguments: {cmd} {}", args.join(" "))),
     }
 }
 
@@ -117,19 +164,20 @@ fn call(requests: &Sender<CtlRequest>, cmd: CtlCommand) -> Result<Value, String>
 }
 
 /// Client side: send one request, return the answer's data or its error.
-pub fn request(socket: &Path, cmd: &str, args: &[String]) -> Result<Value, String> {
+pub fn request(socket: &Path, cmd: &str, args: &[String]) -> Result<Value, CtlError> {
     let mut s = UnixStream::connect(socket)
-        .map_err(|e| format!("cannot reach dsrlb at {}: {e}", socket.display()))?;
+        .map_err(|e| CtlError::Connect { socket: socket.display().to_string(), error: e.to_string() })?;
     s.set_read_timeout(Some(Duration::from_secs(15))).ok();
-    let req = serde_json::to_string(&Request { cmd: cmd.into(), args: args.to_vec() }).unwrap();
-    writeln!(s, "{req}").map_err(|e| e.to_string())?;
+    let req = serde_json::to_string(&Request { cmd: cmd.into(), args: args.to_vec() })
+        .map_err(|e| CtlError::Protocol(e.to_string()))?;
+    writeln!(s, "{req}").map_err(|e| CtlError::Io(e.to_string()))?;
     let mut line = String::new();
-    BufReader::new(&s).read_line(&mut line).map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_str(&line).map_err(|e| format!("bad answer: {e}"))?;
+    BufReader::new(&s).read_line(&mut line).map_err(|e| CtlError::Io(e.to_string()))?;
+    let v: Value = serde_json::from_str(&line).map_err(|e| CtlError::Protocol(e.to_string()))?;
     if v["ok"] == Value::Bool(true) {
         Ok(v["data"].clone())
     } else {
-        Err(v["error"].as_str().unwrap_or("error").to_string())
+        Err(CtlError::Refused(v["error"].as_str().unwrap_or("error").to_string()))
     }
 }
 
@@ -157,35 +205,19 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Render an answer for people.
-pub fn render(cmd: &str, data: &Value) -> String {
-    let s = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => format!("{f:.2}"),
-            _ => n.to_string(),
-        },
-        other => other.to_string(),
-    };
-    let rows = |cols: &[&str]| -> Vec<Vec<String>> {
-        data.as_array()
-            .map(|a| a.iter().map(|r| cols.iter().map(|c| s(&r[*c])).collect()).collect())
-            .unwrap_or_default()
-    };
-    match cmd {
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".to_string(), T::to_string)
+}
+
+fn typed<T: DeserializeOwned>(data: &Value) -> Result<T, CtlError> {
+    serde_json::from_value(data.clone()).map_err(|e| CtlError::Protocol(e.to_string()))
+}
+
+/// Render an answer for people, from the typed rows it carries.
+pub fn render(cmd: &str, data: &Value) -> Result<String, CtlError> {
+    Ok(match cmd {
         "services" => {
-            let cols = [
-                "name",
-                "mode",
-                "scheduler",
-                "backends_up",
-                "backends",
-                "packets",
-                "bytes",
-                "new_flows",
-                "active_flows",
-            ];
+            let rows: Vec<ServiceRow> = typed(data)?;
             table(
                 &[
                     "SERVICE",
@@ -198,23 +230,26 @@ pub fn render(cmd: &str, data: &Value) -> String {
                     "NEW FLOWS",
                     "ACTIVE",
                 ],
-                &rows(&cols),
+                &rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.name.clone(),
+                            r.mode.to_string(),
+                            r.scheduler.to_string(),
+                            r.backends_up.to_string(),
+                            r.backends.to_string(),
+                            r.packets.to_string(),
+                            r.bytes.to_string(),
+                            r.new_flows.to_string(),
+                            r.active_flows.to_string(),
+                        ]
+                    })
+                    .collect::<Vec<_>>(),
             )
         }
         "backends" => {
-            let cols = [
-                "service",
-                "ip",
-                "weight",
-                "state",
-                "health",
-                "mac",
-                "last_probe_ms",
-                "packets",
-                "new_flows",
-                "active_flows",
-                "last_error",
-            ];
+            let rows: Vec<BackendRow> = typed(data)?;
             table(
                 &[
                     "SERVICE",
@@ -229,75 +264,164 @@ pub fn render(cmd: &str, data: &Value) -> String {
                     "ACTIVE",
                     "LAST ERROR",
                 ],
-                &rows(&cols),
+                &rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.service.clone(),
+                            r.ip.to_string(),
+                            r.weight.to_string(),
+                            label(&r.state),
+                            label(&r.health),
+                            opt(&r.mac),
+                            r.last_probe_ms.map_or_else(|| "-".into(), |ms| format!("{ms:.2}")),
+                            r.packets.to_string(),
+                            r.new_flows.to_string(),
+                            r.active_flows.to_string(),
+                            opt(&r.last_error),
+                        ]
+                    })
+                    .collect::<Vec<_>>(),
             )
         }
         "flows" => {
-            let mut out =
-                format!("flow table: {} of {} entries\n\n", s(&data["flows"]), s(&data["capacity"]));
-            let b = data["backends"].as_array().cloned().unwrap_or_default();
-            let r: Vec<Vec<String>> = b
+            let f: Flows = typed(data)?;
+            let mut out = format!("flow table: {} of {} entries\n\n", f.flows, f.capacity);
+            let r: Vec<Vec<String>> = f
+                .backends
                 .iter()
-                .map(|x| vec![s(&x["service"]), s(&x["backend"]), s(&x["active_flows"]), s(&x["new_flows"])])
+                .map(|x| {
+                    vec![
+                        x.service.clone(),
+                        opt(&x.backend),
+                        x.active_flows.to_string(),
+                        x.new_flows.to_string(),
+                    ]
+                })
                 .collect();
             out.push_str(&table(&["SERVICE", "BACKEND", "ACTIVE", "NEW FLOWS"], &r));
             out
         }
         "stats" => {
+            let st: Stats = typed(data)?;
             let mut r = Vec::new();
-            if let Some(o) = data.as_object() {
+            // Every counter by its field name, in the struct's order; drops by reason.
+            if let Value::Object(o) = value(&st) {
                 for (k, v) in o {
-                    if k == "drops" {
-                        for (dk, dv) in v.as_object().into_iter().flatten() {
-                            r.push(vec![format!("drop {dk}"), s(dv)]);
+                    match v {
+                        Value::Object(drops) => {
+                            for (dk, dv) in drops {
+                                r.push(vec![format!("drop {dk}"), dv.to_string()]);
+                            }
                         }
-                    } else {
-                        r.push(vec![k.clone(), s(v)]);
+                        other => r.push(vec![k, other.to_string()]),
                     }
                 }
             }
             table(&["COUNTER", "VALUE"], &r)
         }
         "status" => {
+            let s: Status = typed(data)?;
             let mut out = format!(
-                "dsrlb {} up {}s, {} worker(s), epoch {} (workers at {}), reloads {}{}\nconfig {}\n\n",
-                s(&data["version"]),
-                s(&data["uptime_s"]),
-                s(&data["workers"]),
-                s(&data["epoch"]),
-                s(&data["worker_epochs"]),
-                s(&data["reloads"]),
-                data["last_reload_error"]
-                    .as_str()
-                    .map(|e| format!(" (last refused: {e})"))
-                    .unwrap_or_default(),
-                s(&data["config"])
+                "dsrlb {} up {}s, {} worker(s), epoch {} (workers at {:?}), reloads {}{}\nconfig {}\n\n",
+                s.version,
+                s.uptime_s,
+                s.workers,
+                s.epoch,
+                s.worker_epochs,
+                s.reloads,
+                s.last_reload_error.as_ref().map(|e| format!(" (last refused: {e})")).unwrap_or_default(),
+                s.config
             );
-            let p = data["ports"].as_array().cloned().unwrap_or_default();
-            let cols = [
-                "index",
-                "device",
-                "role",
-                "mac",
-                "link_up",
-                "rx_packets",
-                "tx_packets",
-                "rx_missed",
-                "rx_errors",
-                "tx_errors",
-            ];
-            let r: Vec<Vec<String>> = p.iter().map(|x| cols.iter().map(|c| s(&x[*c])).collect()).collect();
+            let r: Vec<Vec<String>> = s
+                .ports
+                .iter()
+                .map(|p| {
+                    let c = &p.counters;
+                    vec![
+                        p.index.to_string(),
+                        p.device.clone(),
+                        label(&p.role),
+                        p.mac.to_string(),
+                        c.link_up.to_string(),
+                        c.rx_packets.to_string(),
+                        c.tx_packets.to_string(),
+                        c.rx_missed.to_string(),
+                        c.rx_errors.to_string(),
+                        c.tx_errors.to_string(),
+                    ]
+                })
+                .collect();
             out.push_str(&table(
                 &["PORT", "DEVICE", "ROLE", "MAC", "LINK", "RX", "TX", "MISSED", "RX ERR", "TX ERR"],
                 &r,
             ));
-            let n = data["neighbors"].as_array().cloned().unwrap_or_default();
             let r: Vec<Vec<String>> =
-                n.iter().map(|x| vec![s(&x["port"]), s(&x["ip"]), s(&x["mac"])]).collect();
+                s.neighbors.iter().map(|n| vec![n.port.to_string(), n.ip.to_string(), opt(&n.mac)]).collect();
             out.push('\n');
             out.push_str(&table(&["PORT", "NEIGHBOUR", "MAC"], &r));
             out
         }
-        _ => format!("{}\n", s(data)),
+        _ => match data {
+            Value::String(s) => format!("{s}\n"),
+            other => format!("{other}\n"),
+        },
+    })
+}
+
+/// A unit enum as its serialised name (`up`, `passing`, `lan`).
+fn label<T: Serialize>(x: &T) -> String {
+    match value(x) {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::HealthState;
+    use dataplane::snapshot::BackendState;
+
+    #[test]
+    fn backends_table_from_typed_rows() {
+        let row = BackendRow {
+            id: 3,
+            service: "10.0.0.100:80/tcp".into(),
+            ip: "10.0.0.13".parse().unwrap(),
+            weight: 2,
+            state: BackendState::Draining,
+            health: HealthState::Passing,
+            drained: true,
+            mac: Some(dataplane::wire::MacAddr([2, 0, 0, 0, 0, 0x13])),
+            last_probe_ms: Some(1.234),
+            last_error: None,
+            probes: 9,
+            transitions: 1,
+            packets: 77,
+            bytes: 7700,
+            new_flows: 5,
+            active_flows: 4,
+        };
+        let out = render("backends", &value(&vec![row])).unwrap();
+        let line = out.lines().nth(1).unwrap();
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "10.0.0.100:80/tcp",
+                "10.0.0.13",
+                "2",
+                "draining",
+                "passing",
+                "02:00:00:00:00:13",
+                "1.23",
+                "77",
+                "5",
+                "4",
+                "-"
+            ]
+        );
+        assert!(render("backends", &json!([{"id": "x"}])).is_err(), "not rows: an error, not a blank table");
     }
 }

@@ -3,14 +3,15 @@
 
 #![forbid(unsafe_code)]
 
-pub mod app;
 pub mod config;
+pub mod core;
 pub mod ctl;
-pub mod frames;
-pub mod locate;
+pub mod errors;
 pub mod metrics;
 pub mod neigh;
 pub mod probe;
+pub mod replay;
 pub mod runtime;
+pub mod startup;
 pub mod view;
 pub mod worker;

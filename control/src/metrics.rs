@@ -10,7 +10,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::view::View;
+use dataplane::snapshot::BackendState;
+
+use crate::view::{HealthState, View};
 
 type Labels = Vec<(String, String)>;
 
@@ -60,14 +62,15 @@ pub fn render(v: &View) -> String {
         counter(&mut reg, "port_errors", "Missed, errored and no-mbuf packets per port (DPDK counters)");
     for p in &v.status.ports {
         let i = p.index.to_string();
-        port_pkts.get_or_create(&l(&[("port", &i), ("dir", "rx")])).inc_by(p.rx_packets);
-        port_pkts.get_or_create(&l(&[("port", &i), ("dir", "tx")])).inc_by(p.tx_packets);
-        port_bytes.get_or_create(&l(&[("port", &i), ("dir", "rx")])).inc_by(p.rx_bytes);
-        port_bytes.get_or_create(&l(&[("port", &i), ("dir", "tx")])).inc_by(p.tx_bytes);
-        port_err.get_or_create(&l(&[("port", &i), ("kind", "rx_missed")])).inc_by(p.rx_missed);
-        port_err.get_or_create(&l(&[("port", &i), ("kind", "rx_errors")])).inc_by(p.rx_errors);
-        port_err.get_or_create(&l(&[("port", &i), ("kind", "tx_errors")])).inc_by(p.tx_errors);
-        port_err.get_or_create(&l(&[("port", &i), ("kind", "rx_no_mbuf")])).inc_by(p.rx_no_mbuf);
+        let c = &p.counters;
+        port_pkts.get_or_create(&l(&[("port", &i), ("dir", "rx")])).inc_by(c.rx_packets);
+        port_pkts.get_or_create(&l(&[("port", &i), ("dir", "tx")])).inc_by(c.tx_packets);
+        port_bytes.get_or_create(&l(&[("port", &i), ("dir", "rx")])).inc_by(c.rx_bytes);
+        port_bytes.get_or_create(&l(&[("port", &i), ("dir", "tx")])).inc_by(c.tx_bytes);
+        port_err.get_or_create(&l(&[("port", &i), ("kind", "rx_missed")])).inc_by(c.rx_missed);
+        port_err.get_or_create(&l(&[("port", &i), ("kind", "rx_errors")])).inc_by(c.rx_errors);
+        port_err.get_or_create(&l(&[("port", &i), ("kind", "tx_errors")])).inc_by(c.tx_errors);
+        port_err.get_or_create(&l(&[("port", &i), ("kind", "rx_no_mbuf")])).inc_by(c.rx_no_mbuf);
     }
     let sp = counter(&mut reg, "service_packets", "Packets forwarded per service");
     let sb = counter(&mut reg, "service_bytes", "Bytes forwarded per service");
@@ -75,7 +78,8 @@ pub fn render(v: &View) -> String {
     let sa = gauge(&mut reg, "service_active_flows", "Active flows per service");
     let su = gauge(&mut reg, "service_backends_up", "Backends taking new flows per service");
     for s in &v.services {
-        let lab = l(&[("service", &s.name), ("mode", &s.mode)]);
+        let mode = s.mode.to_string();
+        let lab = l(&[("service", &s.name), ("mode", &mode)]);
         sp.get_or_create(&lab).inc_by(s.packets);
         sb.get_or_create(&lab).inc_by(s.bytes);
         sn.get_or_create(&lab).inc_by(s.new_flows);
@@ -91,13 +95,14 @@ pub fn render(v: &View) -> String {
     let bh = gauge(&mut reg, "backend_health_passing", "1 if the backend's health checks pass");
     let bl = gauge(&mut reg, "backend_probe_latency_microseconds", "Latency of the last successful probe");
     for b in &v.backends {
-        let lab = l(&[("service", &b.service), ("backend", &b.ip)]);
+        let ip = b.ip.to_string();
+        let lab = l(&[("service", &b.service), ("backend", &ip)]);
         bp.get_or_create(&lab).inc_by(b.packets);
         bb.get_or_create(&lab).inc_by(b.bytes);
         bn.get_or_create(&lab).inc_by(b.new_flows);
         ba.get_or_create(&lab).set(b.active_flows as i64);
-        bu.get_or_create(&lab).set((b.state == "up") as i64);
-        bh.get_or_create(&lab).set((b.health != "failing") as i64);
+        bu.get_or_create(&lab).set((b.state == BackendState::Up) as i64);
+        bh.get_or_create(&lab).set((b.health != HealthState::Failing) as i64);
         if let Some(ms) = b.last_probe_ms {
             bl.get_or_create(&lab).set((ms * 1000.0) as i64);
         }

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-pub type Mac = [u8; 6];
+use dataplane::wire::MacAddr;
 
 #[derive(Debug, Clone)]
 struct Entry {
-    mac: Option<Mac>,
+    mac: Option<MacAddr>,
     confirmed: Option<Instant>,
     last_request: Option<Instant>,
 }
@@ -18,8 +18,8 @@ struct Entry {
 /// A MAC learned or changed: the snapshot must be rebuilt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Resolved { port: u16, ip: Ipv4Addr, mac: Mac },
-    Changed { port: u16, ip: Ipv4Addr, old: Mac, new: Mac },
+    Resolved { port: u16, ip: Ipv4Addr, mac: MacAddr },
+    Changed { port: u16, ip: Ipv4Addr, old: MacAddr, new: MacAddr },
     Expired { port: u16, ip: Ipv4Addr },
 }
 
@@ -48,7 +48,7 @@ impl Neighbors {
     }
 
     /// The MAC of a neighbour, if confirmed recently enough.
-    pub fn lookup(&self, port: u16, ip: Ipv4Addr, now: Instant) -> Option<Mac> {
+    pub fn lookup(&self, port: u16, ip: Ipv4Addr, now: Instant) -> Option<MacAddr> {
         let e = self.entries.get(&(port, ip))?;
         match (e.mac, e.confirmed) {
             (Some(m), Some(t)) if now.duration_since(t) < self.expiry => Some(m),
@@ -57,7 +57,7 @@ impl Neighbors {
     }
 
     /// An ARP packet from `ip` with `mac` arrived on `port`.
-    pub fn learn(&mut self, port: u16, ip: Ipv4Addr, mac: Mac, now: Instant) -> Option<Change> {
+    pub fn learn(&mut self, port: u16, ip: Ipv4Addr, mac: MacAddr, now: Instant) -> Option<Change> {
         let e = self.entries.get_mut(&(port, ip))?;
         let was_valid = matches!(e.confirmed, Some(t) if now.duration_since(t) < self.expiry);
         let change = match e.mac {
@@ -95,7 +95,7 @@ impl Neighbors {
     }
 
     /// (port, ip, mac if valid) of every neighbour, for ctl.
-    pub fn list(&self, now: Instant) -> Vec<(u16, Ipv4Addr, Option<Mac>)> {
+    pub fn list(&self, now: Instant) -> Vec<(u16, Ipv4Addr, Option<MacAddr>)> {
         let mut v: Vec<_> = self.entries.keys().map(|&(p, ip)| (p, ip, self.lookup(p, ip, now))).collect();
         v.sort();
         v
@@ -116,13 +116,13 @@ mod tests {
         assert!(n.due(t0 + Duration::from_millis(100)).0.is_empty(), "not again at once");
         assert_eq!(n.due(t0 + Duration::from_millis(600)).0.len(), 1, "unresolved: retried soon");
         assert_eq!(n.lookup(0, ip, t0), None);
-        let m1 = [2, 0, 0, 0, 0, 1];
+        let m1 = MacAddr([2, 0, 0, 0, 0, 1]);
         assert!(matches!(n.learn(0, ip, m1, t0), Some(Change::Resolved { .. })));
         assert_eq!(n.lookup(0, ip, t0 + Duration::from_secs(1)), Some(m1));
         assert_eq!(n.learn(0, ip, m1, t0 + Duration::from_secs(2)), None, "same MAC: no change");
         assert!(n.due(t0 + Duration::from_secs(10)).0.is_empty(), "resolved: refresh later");
         assert_eq!(n.due(t0 + Duration::from_secs(31)).0.len(), 1);
-        let m2 = [2, 0, 0, 0, 0, 2];
+        let m2 = MacAddr([2, 0, 0, 0, 0, 2]);
         assert!(
             matches!(n.learn(0, ip, m2, t0 + Duration::from_secs(32)), Some(Change::Changed { .. })),
             "replaced server"

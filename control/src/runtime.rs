@@ -4,34 +4,21 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use dataplane::snapshot::{self as snap, BackendInfo, BackendState, PortInfo, ServiceInfo, Snapshot};
-
-use crate::config::{
-    BackendConfig, Cidr, Config, Mode, PersistBy, Protocol, Role, SchedulerName, ServiceConfig,
+use dataplane::snapshot::{
+    self as snap, BackendInfo, BackendState, PortInfo, PortRole, ServiceInfo, Snapshot,
 };
-use crate::neigh::{Mac, Neighbors};
+use dataplane::wire::{Ipv4Cidr, MacAddr};
 
-/// A service's identity across reloads.
-pub type ServiceKey = (Ipv4Addr, Protocol, u16);
-
-#[derive(Debug, Clone, Default)]
-pub struct Health {
-    /// Passing checks (or no check configured and never failed).
-    pub up: bool,
-    pub ok_streak: u32,
-    pub fail_streak: u32,
-    pub last_latency: Option<Duration>,
-    pub last_error: Option<String>,
-    pub transitions: u64,
-    pub probes: u64,
-}
+use crate::config::{BackendConfig, Config, ServiceConfig, ServiceKey};
+use crate::core::health::Health;
+use crate::neigh::Neighbors;
 
 pub struct Runtime {
     pub cfg: Config,
-    pub port_macs: Vec<Mac>,
-    pub subnets: Vec<Vec<Cidr>>,
+    pub port_macs: Vec<MacAddr>,
+    pub subnets: Vec<Vec<Ipv4Cidr>>,
     service_ids: HashMap<ServiceKey, u16>,
     backend_ids: HashMap<(ServiceKey, Ipv4Addr), u32>,
     /// Backend id → (service position, backend position) in `cfg`: the control core looks
@@ -45,30 +32,22 @@ pub struct Runtime {
     epoch: u64,
 }
 
-/// One backend as the control core sees it.
+/// One backend as the control core sees it: what the snapshot gets, and what only the
+/// control core knows about it.
 #[derive(Debug, Clone)]
 pub struct BackendView {
-    pub id: u32,
+    pub info: BackendInfo,
+    /// Position of its service in the configuration (and in the snapshot).
     pub service: usize,
-    pub ip: Ipv4Addr,
-    pub weight: u32,
-    pub port: u16,
     pub next_hop: Ipv4Addr,
-    pub mac: Option<Mac>,
     pub drained: bool,
-    pub health: Health,
     pub checked: bool,
-    pub state: BackendState,
-}
-
-pub fn key_of(s: &ServiceConfig) -> ServiceKey {
-    (s.vip, s.protocol, s.port)
+    pub health: Health,
 }
 
 impl Runtime {
-    pub fn new(cfg: Config, port_macs: Vec<Mac>) -> Runtime {
-        let neigh =
-            Neighbors::new(Duration::from_secs_f64(cfg.arp.refresh), Duration::from_secs_f64(cfg.arp.expiry));
+    pub fn new(cfg: Config, port_macs: Vec<MacAddr>) -> Runtime {
+        let neigh = Neighbors::new(cfg.arp.refresh.duration(), cfg.arp.expiry.duration());
         let mut rt = Runtime {
             subnets: cfg.port_subnets(),
             cfg: cfg.clone(),
@@ -91,16 +70,14 @@ impl Runtime {
     pub fn apply(&mut self, cfg: Config) {
         let mut positions = HashMap::new();
         for (si, s) in cfg.services.iter().enumerate() {
-            let k = key_of(s);
+            let k = s.key();
             let next = self.service_ids.len() as u16;
             self.service_ids.entry(k).or_insert(next);
             for (bi, b) in s.backends.iter().enumerate() {
                 let next = self.backend_ids.len() as u32;
                 let id = *self.backend_ids.entry((k, b.ip)).or_insert(next);
                 positions.insert(id, (si, bi));
-                self.health
-                    .entry(id)
-                    .or_insert_with(|| Health { up: s.health_check.is_none(), ..Health::default() });
+                self.health.entry(id).or_insert_with(|| Health::new(s.health_check.is_none()));
             }
         }
         self.health.retain(|id, _| positions.contains_key(id));
@@ -112,18 +89,19 @@ impl Runtime {
     }
 
     pub fn service_id(&self, s: &ServiceConfig) -> u16 {
-        self.service_ids[&key_of(s)]
+        self.service_ids[&s.key()]
     }
 
     pub fn backend_id(&self, s: &ServiceConfig, ip: Ipv4Addr) -> u32 {
-        self.backend_ids[&(key_of(s), ip)]
+        self.backend_ids[&(s.key(), ip)]
     }
 
-    /// The service and the backend entry behind a backend id of the running configuration.
-    pub fn backend_config(&self, id: u32) -> Option<(&ServiceConfig, &BackendConfig)> {
+    /// The service position, the service and the backend entry behind a backend id of the
+    /// running configuration.
+    pub fn backend_config(&self, id: u32) -> Option<(usize, &ServiceConfig, &BackendConfig)> {
         let &(si, bi) = self.positions.get(&id)?;
         let s = self.cfg.services.get(si)?;
-        Some((s, s.backends.get(bi)?))
+        Some((si, s, s.backends.get(bi)?))
     }
 
     /// The port toward `ip` and the next hop on it: the address itself when on a port's subnet,
@@ -135,7 +113,7 @@ impl Runtime {
             }
         }
         let mut ports: Vec<usize> = (0..self.cfg.ports.len()).collect();
-        ports.sort_by_key(|&i| self.cfg.ports[i].role != Role::Server);
+        ports.sort_by_key(|&i| self.cfg.ports[i].role != PortRole::Server);
         ports.into_iter().find_map(|i| self.cfg.ports[i].gateway.map(|g| (i as u16, g)))
     }
 
@@ -144,11 +122,33 @@ impl Runtime {
         self.subnets[port as usize][0].addr
     }
 
+    /// Whether `ip` is one of the LB's own addresses (on any port).
+    pub fn is_lb_addr(&self, ip: Ipv4Addr) -> bool {
+        self.subnets.iter().flatten().any(|c| c.addr == ip)
+    }
+
+    /// Whether `ip` is one of the LB's addresses on `port`.
+    pub fn is_lb_addr_on(&self, port: u16, ip: Ipv4Addr) -> bool {
+        self.subnets.get(port as usize).is_some_and(|cs| cs.iter().any(|c| c.addr == ip))
+    }
+
+    pub fn is_vip(&self, ip: Ipv4Addr) -> bool {
+        self.cfg.services.iter().any(|s| s.vip == ip)
+    }
+
+    /// Every VIP once, in order.
+    pub fn vips(&self) -> Vec<Ipv4Addr> {
+        let mut v: Vec<Ipv4Addr> = self.cfg.services.iter().map(|s| s.vip).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Ports on which the VIPs live (answer ARP, send gratuitous ARP): every `lan` port, or the
     /// `client` port inline.
     pub fn vip_ports(&self) -> Vec<u16> {
         (0..self.cfg.ports.len())
-            .filter(|&i| self.cfg.ports[i].role != Role::Server)
+            .filter(|&i| self.cfg.ports[i].role != PortRole::Server)
             .map(|i| i as u16)
             .collect()
     }
@@ -164,7 +164,7 @@ impl Runtime {
         }
         // Inline: the client-side gateway, where server replies are routed.
         for (i, p) in self.cfg.ports.iter().enumerate() {
-            if p.role == Role::Client {
+            if p.role == PortRole::Client {
                 if let Some(g) = p.gateway {
                     w.push((i as u16, g));
                 }
@@ -186,10 +186,7 @@ impl Runtime {
             for b in &s.backends {
                 let id = self.backend_id(s, b.ip);
                 let (port, next_hop) = self.route(b.ip).unwrap_or((0, b.ip));
-                let mac = match &b.mac {
-                    Some(m) => crate::config::parse_mac(m),
-                    None => self.neigh.lookup(port, next_hop, now),
-                };
+                let mac = b.mac.or_else(|| self.neigh.lookup(port, next_hop, now));
                 let health = self.health.get(&id).cloned().unwrap_or_default();
                 let drained = self.is_drained(id, b.drain);
                 let state = if !health.up || mac.is_none() {
@@ -200,17 +197,19 @@ impl Runtime {
                     BackendState::Up
                 };
                 v.push(BackendView {
-                    id,
+                    info: BackendInfo {
+                        id,
+                        real_ip: b.ip,
+                        weight: b.weight,
+                        state,
+                        port,
+                        next_hop_mac: mac.map(|m| m.0),
+                    },
                     service: si,
-                    ip: b.ip,
-                    weight: b.weight,
-                    port,
                     next_hop,
-                    mac,
                     drained,
                     checked: s.health_check.is_some(),
                     health,
-                    state,
                 });
             }
         }
@@ -226,18 +225,14 @@ impl Runtime {
             .iter()
             .enumerate()
             .map(|(i, p)| PortInfo {
-                mac: self.port_macs[i],
+                mac: self.port_macs[i].0,
                 addrs: self.subnets[i].iter().map(|c| c.addr).collect(),
                 mtu: p.mtu,
-                role: match p.role {
-                    Role::Lan => snap::PortRole::Lan,
-                    Role::Client => snap::PortRole::Client,
-                    Role::Server => snap::PortRole::Server,
-                },
-                gateway_mac: p.gateway.and_then(|g| self.neigh.lookup(i as u16, g, now)),
+                role: p.role,
+                gateway_mac: p.gateway.and_then(|g| self.neigh.lookup(i as u16, g, now)).map(|m| m.0),
             })
             .collect();
-        let backends = self.backends(now);
+        let mut backends = self.backends(now);
         let services = self
             .cfg
             .services
@@ -248,49 +243,21 @@ impl Runtime {
                 vip: s.vip,
                 proto: s.protocol.number(),
                 port: s.port,
-                mode: match s.mode {
-                    Mode::L2 => snap::ForwardMode::L2,
-                    Mode::Ipip => snap::ForwardMode::Ipip,
-                    Mode::Dscp(c) => snap::ForwardMode::Dscp(c),
-                },
-                scheduler: match s.scheduler {
-                    SchedulerName::Maglev => snap::Scheduler::Maglev,
-                    SchedulerName::WeightedRoundRobin => snap::Scheduler::WeightedRoundRobin,
-                    SchedulerName::LeastConnections => snap::Scheduler::LeastConnections,
-                    SchedulerName::SourceHash => snap::Scheduler::SourceIpHash,
-                    SchedulerName::DestinationHash => snap::Scheduler::DestinationIpHash,
-                },
-                persistence: s.persistence.as_ref().map(|p| snap::Persistence {
-                    by: match p.by {
-                        PersistBy::SourceIp => snap::PersistBy::SourceIp,
-                        PersistBy::DestinationIp => snap::PersistBy::DestinationIp,
-                    },
-                    timeout_ms: secs_to_ms(p.timeout),
-                }),
-                tcp_idle_ms: secs_to_ms(s.tcp_idle_timeout),
-                udp_idle_ms: secs_to_ms(s.udp_idle_timeout),
-                closing_ms: secs_to_ms(s.closing_timeout),
+                mode: s.mode,
+                scheduler: s.scheduler,
+                persistence: s
+                    .persistence
+                    .as_ref()
+                    .map(|p| snap::Persistence { by: p.by, timeout_ms: p.timeout.millis() }),
+                tcp_idle_ms: s.tcp_idle_timeout.millis(),
+                udp_idle_ms: s.udp_idle_timeout.millis(),
+                closing_ms: s.closing_timeout.millis(),
                 maglev_size: s.maglev_size,
-                backends: backends
-                    .iter()
-                    .filter(|b| b.service == si)
-                    .map(|b| BackendInfo {
-                        id: b.id,
-                        real_ip: b.ip,
-                        weight: b.weight,
-                        state: b.state,
-                        port: b.port,
-                        next_hop_mac: b.mac,
-                    })
-                    .collect(),
+                backends: backends.extract_if(.., |b| b.service == si).map(|b| b.info).collect(),
             })
             .collect();
         Snapshot::build(self.epoch, ports, services)
     }
-}
-
-fn secs_to_ms(s: f64) -> u32 {
-    (s * 1000.0).round().clamp(1.0, u32::MAX as f64 / 4.0) as u32
 }
 
 #[cfg(test)]
@@ -316,7 +283,7 @@ mod tests {
     #[test]
     fn ids_survive_reload_and_routes_pick_next_hops() {
         let now = Instant::now();
-        let mut rt = Runtime::new(cfg(false), vec![[2, 0, 0, 0, 0, 1]]);
+        let mut rt = Runtime::new(cfg(false), vec![MacAddr([2, 0, 0, 0, 0, 1])]);
         let s0 = rt.cfg.services[0].clone();
         let id11 = rt.backend_id(&s0, "10.0.0.11".parse().unwrap());
         assert_eq!(rt.route("10.0.0.11".parse().unwrap()), Some((0, "10.0.0.11".parse().unwrap())));
@@ -324,17 +291,17 @@ mod tests {
         // Nothing resolved yet: every backend is down, the snapshot still builds.
         let snap = rt.build_snapshot(now).unwrap();
         assert!(snap.services[0].backends.iter().all(|b| b.state == BackendState::Down));
-        rt.neigh.learn(0, "10.0.0.11".parse().unwrap(), [2, 0, 0, 0, 0, 0x11], now);
-        rt.neigh.learn(0, "10.0.0.1".parse().unwrap(), [2, 0, 0, 0, 0, 0x01], now);
+        rt.neigh.learn(0, "10.0.0.11".parse().unwrap(), MacAddr([2, 0, 0, 0, 0, 0x11]), now);
+        rt.neigh.learn(0, "10.0.0.1".parse().unwrap(), MacAddr([2, 0, 0, 0, 0, 0x01]), now);
         let v = rt.backends(now);
-        assert_eq!(v[0].state, BackendState::Up);
-        assert_eq!(v[1].state, BackendState::Down, "MAC unresolved");
-        assert_eq!(v[2].state, BackendState::Down, "health check not yet passed");
-        assert_eq!(v[2].mac, Some([2, 0, 0, 0, 0, 1]), "routed: the gateway's MAC");
+        assert_eq!(v[0].info.state, BackendState::Up);
+        assert_eq!(v[1].info.state, BackendState::Down, "MAC unresolved");
+        assert_eq!(v[2].info.state, BackendState::Down, "health check not yet passed");
+        assert_eq!(v[2].info.next_hop_mac, Some([2, 0, 0, 0, 0, 1]), "routed: the gateway's MAC");
         rt.apply(cfg(true));
         assert_eq!(rt.backend_id(&s0, "10.0.0.11".parse().unwrap()), id11, "same id after reload");
         assert_eq!(rt.backends(now).len(), 4);
         rt.drain_override.insert(id11, true);
-        assert_eq!(rt.backends(now)[0].state, BackendState::Draining);
+        assert_eq!(rt.backends(now)[0].info.state, BackendState::Draining);
     }
 }

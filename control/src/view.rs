@@ -1,9 +1,16 @@
 //! What `dsrlb ctl` and the metrics endpoint show: a plain, serialisable picture of the running
-//! appliance that the control core rebuilds every second and after every change.
+//! appliance that the control core rebuilds every half second and after every change. Rows are
+//! typed (addresses, states, modes), so tables and metrics are rendered from the same values
+//! the control core holds.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
+use dataplane::snapshot::{BackendState, ForwardMode, PortRole, Scheduler};
+use dataplane::wire::{Ipv4Cidr, MacAddr};
 use serde::{Deserialize, Serialize};
+
+use crate::config::Protocol;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct View {
@@ -30,14 +37,9 @@ pub struct Status {
     pub neighbors: Vec<NeighborRow>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct PortRow {
-    pub index: u16,
-    pub device: String,
-    pub role: String,
-    pub mac: String,
-    pub addresses: Vec<String>,
-    pub mtu: u16,
+/// A port's counters as the device reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortCounters {
     pub link_up: bool,
     pub speed_mbps: u32,
     pub rx_packets: u64,
@@ -50,22 +52,36 @@ pub struct PortRow {
     pub rx_no_mbuf: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct NeighborRow {
-    pub port: u16,
-    pub ip: String,
-    pub mac: Option<String>,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PortRow {
+    pub index: u16,
+    pub device: String,
+    pub role: PortRole,
+    pub mac: MacAddr,
+    pub addresses: Vec<Ipv4Cidr>,
+    pub mtu: u16,
+    #[serde(flatten)]
+    pub counters: PortCounters,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NeighborRow {
+    pub port: u16,
+    pub ip: Ipv4Addr,
+    pub mac: Option<MacAddr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceRow {
     pub id: u16,
+    /// `VIP:PORT/PROTO`
     pub name: String,
-    pub vip: String,
+    pub vip: Ipv4Addr,
     pub port: u16,
-    pub protocol: String,
-    pub mode: String,
-    pub scheduler: String,
+    pub protocol: Protocol,
+    pub mode: ForwardMode,
+    pub scheduler: Scheduler,
+    /// `source_ip 60 s`, when the service has persistence.
     pub persistence: Option<String>,
     pub backends_up: usize,
     pub backends: usize,
@@ -75,18 +91,29 @@ pub struct ServiceRow {
     pub active_flows: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// What the health checks say of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    Passing,
+    Failing,
+    /// Its service has no health check.
+    Unchecked,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackendRow {
     pub id: u32,
+    /// The service's name (`VIP:PORT/PROTO`).
     pub service: String,
-    pub ip: String,
+    pub ip: Ipv4Addr,
     pub weight: u32,
-    /// up, down or draining: what the dataplane does with it.
-    pub state: String,
-    /// passing, failing or unchecked: what the health checks say.
-    pub health: String,
+    /// What the dataplane does with it.
+    pub state: BackendState,
+    /// What the health checks say.
+    pub health: HealthState,
     pub drained: bool,
-    pub mac: Option<String>,
+    pub mac: Option<MacAddr>,
     pub last_probe_ms: Option<f64>,
     pub last_error: Option<String>,
     pub probes: u64,
@@ -120,8 +147,4 @@ pub struct Stats {
     pub arp_replies_sent: u64,
     pub echo_replies_sent: u64,
     pub probe_replies: u64,
-}
-
-pub fn mac_str(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }

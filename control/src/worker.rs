@@ -9,8 +9,10 @@ use std::sync::Arc;
 use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
 use dataplane::io::{poll_once, PacketIo, BURST};
-use dataplane::{Counters, PacketBuf, Snapshot, Worker, WorkerConfig};
+use dataplane::{PacketBuf, Snapshot, Worker, WorkerConfig};
 use dpdk_bindings::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
+
+use crate::core::links::WorkerStats;
 
 /// An mbuf as the dataplane sees it.
 pub struct Pkt(pub Mbuf);
@@ -35,19 +37,6 @@ impl PacketBuf for Pkt {
     fn set_len(&mut self, n: usize) -> bool {
         self.0.set_len(n)
     }
-}
-
-/// What a worker publishes about itself when asked.
-#[derive(Debug, Clone, Default)]
-pub struct WorkerStats {
-    pub counters: Counters,
-    /// Live flows per backend id held by this worker.
-    pub active: Vec<u32>,
-    pub flows: usize,
-    pub flow_capacity: usize,
-    pub epoch: u64,
-    pub tx_dropped: u64,
-    pub punt_dropped: u64,
 }
 
 pub enum Command {

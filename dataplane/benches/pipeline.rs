@@ -7,90 +7,31 @@
 //!     cargo bench -p dataplane --bench pipeline -- --quick (smoke run, as in CI)
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use dataplane::io::BURST;
 use dataplane::maglev::{MaglevBackend, MaglevTable, DEFAULT_SIZE};
 use dataplane::snapshot::*;
-use dataplane::{PacketBuf, PacketSink, Snapshot, VecPacket, Verdict, Worker, WorkerConfig};
+use dataplane::testkit::{bench_snapshot, sized_tcp, NoSink, BENCH_VIPS};
+use dataplane::{PacketBuf, Snapshot, VecPacket, Verdict, Worker, WorkerConfig};
 
-const LB_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
-const VIPS: [([u8; 4], ForwardMode, &str); 3] = [
-    ([10, 0, 0, 100], ForwardMode::L2, "l2"),
-    ([10, 0, 0, 101], ForwardMode::Ipip, "ipip"),
-    ([10, 0, 0, 102], ForwardMode::Dscp(7), "dscp"),
-];
-
-struct NoSink;
-impl PacketSink<VecPacket> for NoSink {
-    fn alloc(&mut self) -> Option<VecPacket> {
-        None
-    }
-    fn emit(&mut self, _: u16, _: VecPacket) {}
-}
+const VIPS: [([u8; 4], ForwardMode, &str); 3] = BENCH_VIPS;
 
 fn snapshot(backends: u32) -> Snapshot {
-    // MTU 1600 as on a fabric sized for IPIP, so 1500-byte packets encapsulate without fragmenting.
-    let port = PortInfo {
-        mac: LB_MAC,
-        addrs: vec![Ipv4Addr::new(10, 0, 0, 2)],
-        mtu: 1600,
-        role: PortRole::Lan,
-        gateway_mac: None,
-    };
-    let services = VIPS
-        .iter()
-        .enumerate()
-        .map(|(s, (vip, mode, _))| ServiceInfo {
-            id: s as u16,
-            vip: Ipv4Addr::from(*vip),
-            proto: 6,
-            port: 80,
-            mode: *mode,
-            scheduler: Scheduler::Maglev,
-            persistence: None,
-            tcp_idle_ms: 300_000,
-            udp_idle_ms: 30_000,
-            closing_ms: 10_000,
-            backends: (0..backends)
-                .map(|i| BackendInfo {
-                    id: s as u32 * backends + i,
-                    real_ip: Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8),
-                    weight: 1,
-                    state: BackendState::Up,
-                    port: 0,
-                    next_hop_mac: Some([2, 0, 0, 1, (i >> 8) as u8, i as u8]),
-                })
-                .collect(),
-            maglev_size: DEFAULT_SIZE,
-        })
-        .collect();
-    Snapshot::build(1, vec![port], services).unwrap()
+    bench_snapshot(backends)
 }
 
 /// A 64-byte (or `size`-byte) TCP frame from flow `i` to `vip`:80.
 fn frame(vip: [u8; 4], i: u32, size: usize) -> Vec<u8> {
-    let mut f = vec![0u8; size];
-    f[0..6].copy_from_slice(&LB_MAC);
-    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-    f[12..14].copy_from_slice(&[8, 0]);
-    let ip_len = (size - 14) as u16;
-    f[14] = 0x45;
-    f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    f[20] = 0x40;
-    f[22] = 64;
-    f[23] = 6;
-    f[26..30].copy_from_slice(&[100, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
-    f[30..34].copy_from_slice(&vip);
-    f[34..36].copy_from_slice(&(1024 + (i % 60000) as u16).to_be_bytes());
-    f[36..38].copy_from_slice(&80u16.to_be_bytes());
-    f[46] = 5 << 4;
-    f[47] = 0x10;
-    let c = dataplane::checksum::checksum(&f[14..34]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
-    f
+    sized_tcp(
+        [100, (i >> 16) as u8, (i >> 8) as u8, i as u8],
+        1024 + (i % 60000) as u16,
+        vip,
+        80,
+        size,
+        false,
+    )
 }
 
 /// A fixed pseudo-random visiting order, so large flow counts miss the caches as real traffic does.

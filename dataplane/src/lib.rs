@@ -6,6 +6,7 @@
 //! - `table`/`flow`: the fixed-capacity flow table; `maglev`/`sched`: backend selection.
 //! - `snapshot`: the immutable configuration workers forward with.
 //! - `pipeline`: the per-packet stages and verdicts; `io`: the worker loop over any packet I/O.
+//! - `testkit`: packets and snapshots for tests, benchmarks, the fuzzer and capture generators.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod rewrite;
 pub mod sched;
 pub mod snapshot;
 pub mod table;
+pub mod testkit;
 pub mod wire;
 
 pub use buf::{PacketBuf, PacketSink, VecPacket};

@@ -35,6 +35,19 @@ pub fn next_prime(n: u64) -> u64 {
     (n.max(2)..).find(|&c| c > u32::MAX as u64 || is_prime(c as u32)).unwrap_or(n)
 }
 
+/// The smallest table size accepted: below it a handful of backends already share slots
+/// unevenly.
+pub const MIN_SIZE: u32 = 251;
+
+/// Whether `size` is a usable table size: a prime of at least `MIN_SIZE` (the one check, for
+/// the configuration and for snapshots alike).
+pub fn check_size(size: u32) -> Result<(), String> {
+    if size < MIN_SIZE || !is_prime(size) {
+        return Err(format!("{size} is not a prime >= {MIN_SIZE}"));
+    }
+    Ok(())
+}
+
 /// Whether `n` is prime (table sizes are checked when configuration is validated).
 pub fn is_prime(n: u32) -> bool {
     if n < 2 {

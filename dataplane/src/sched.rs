@@ -53,8 +53,8 @@ pub fn pick(
     }
     match s.scheduler {
         Scheduler::Maglev => table.lookup(flow_hash),
-        Scheduler::SourceIpHash => table.lookup(hash_addr(p.src)),
-        Scheduler::DestinationIpHash => table.lookup(hash_addr(p.dst)),
+        Scheduler::SourceHash => table.lookup(hash_addr(p.src)),
+        Scheduler::DestinationHash => table.lookup(hash_addr(p.dst)),
         Scheduler::WeightedRoundRobin => wrr.pick(&snap.eligible[svc]),
         Scheduler::LeastConnections => least_connections(&snap.eligible[svc], flows, flow_hash),
     }

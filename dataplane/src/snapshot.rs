@@ -9,7 +9,10 @@ use crate::maglev::{MaglevBackend, MaglevTable};
 
 pub type Mac = [u8; 6];
 
+/// How a service's packets reach its backends (`l2`, `ipip` or `dscp(N)` in the file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum ForwardMode {
     /// Rewrite the destination MAC only.
     L2,
@@ -19,19 +22,74 @@ pub enum ForwardMode {
     Dscp(u8),
 }
 
+impl ForwardMode {
+    /// Whether the mode's parameters are usable (the one check of them, for the configuration
+    /// and for snapshots alike).
+    pub fn check(self) -> Result<(), String> {
+        match self {
+            ForwardMode::Dscp(c) if !(1..=63).contains(&c) => Err(format!("DSCP {c} outside 1..=63")),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for ForwardMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardMode::L2 => f.write_str("l2"),
+            ForwardMode::Ipip => f.write_str("ipip"),
+            ForwardMode::Dscp(c) => write!(f, "dscp({c})"),
+        }
+    }
+}
+
+/// How a new flow picks its backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Scheduler {
     Maglev,
     WeightedRoundRobin,
     LeastConnections,
-    SourceIpHash,
-    DestinationIpHash,
+    SourceHash,
+    DestinationHash,
+}
+
+impl Scheduler {
+    /// The name as written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheduler::Maglev => "maglev",
+            Scheduler::WeightedRoundRobin => "weighted_round_robin",
+            Scheduler::LeastConnections => "least_connections",
+            Scheduler::SourceHash => "source_hash",
+            Scheduler::DestinationHash => "destination_hash",
+        }
+    }
+}
+
+impl std::fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum PersistBy {
     SourceIp,
     DestinationIp,
+}
+
+impl PersistBy {
+    /// The name as written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            PersistBy::SourceIp => "source_ip",
+            PersistBy::DestinationIp => "destination_ip",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +99,8 @@ pub struct Persistence {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum BackendState {
     /// Healthy: takes new flows.
     Up,
@@ -51,6 +111,8 @@ pub enum BackendState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum PortRole {
     /// One-arm: clients and servers on the same port.
     Lan,
@@ -106,7 +168,7 @@ pub struct ServiceInfo {
 
 /// What the hot path needs to send to one backend, precomputed so one lookup by backend id
 /// answers "may this flow stay?", "may a new flow come?" and "how do I rewrite?".
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forward {
     /// Position of the backend's service in `services`.
     pub service: u16,
@@ -188,16 +250,11 @@ impl Snapshot {
         let mut frag: std::collections::HashMap<u64, Option<u32>> = std::collections::HashMap::new();
         let mut max_service_id = 0;
         for (pos, s) in services.iter().enumerate() {
-            if !crate::maglev::is_prime(s.maglev_size) {
-                return err(format!(
-                    "service {}:{}: maglev table size {} is not prime",
-                    s.vip, s.port, s.maglev_size
-                ));
+            if let Err(e) = crate::maglev::check_size(s.maglev_size) {
+                return err(format!("service {}:{}: maglev table size: {e}", s.vip, s.port));
             }
-            if let ForwardMode::Dscp(c) = s.mode {
-                if !(1..=63).contains(&c) {
-                    return err(format!("service {}:{}: DSCP {c} outside 1..=63", s.vip, s.port));
-                }
+            if let Err(e) = s.mode.check() {
+                return err(format!("service {}:{}: {e}", s.vip, s.port));
             }
             let key = service_key(s.vip.octets(), s.proto, s.port);
             if keys.iter().any(|(k, _)| *k == key) {

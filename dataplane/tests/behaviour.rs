@@ -1,8 +1,7 @@
 //! What the pipeline decides: drops by reason, punts to control, flows, schedulers, persistence,
 //! fragments, ICMP errors, inline routing, a full table and idle timeouts.
 
-mod common;
-use common::*;
+use dataplane::testkit::*;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -178,12 +177,9 @@ fn spread(w: &mut Worker, flows: u32) -> HashMap<[u8; 6], u32> {
 
 #[test]
 fn weighted_schedulers_follow_weights() {
-    for sched in [
-        Scheduler::Maglev,
-        Scheduler::WeightedRoundRobin,
-        Scheduler::SourceIpHash,
-        Scheduler::LeastConnections,
-    ] {
+    for sched in
+        [Scheduler::Maglev, Scheduler::WeightedRoundRobin, Scheduler::SourceHash, Scheduler::LeastConnections]
+    {
         let mut w = Worker::new(
             WorkerConfig { flow_capacity: 1 << 16, ..Default::default() },
             Arc::new(multi(sched, &[1, 2, 3])),
@@ -199,7 +195,7 @@ fn weighted_schedulers_follow_weights() {
 
 #[test]
 fn destination_hash_sends_one_vip_to_one_backend() {
-    let mut w = worker(multi(Scheduler::DestinationIpHash, &[1, 1, 1]));
+    let mut w = worker(multi(Scheduler::DestinationHash, &[1, 1, 1]));
     let m = spread(&mut w, 500);
     assert_eq!(m.len(), 1, "all flows to one destination share a backend");
 }

@@ -1,75 +1,185 @@
-//! Golden packets: input bytes → expected output bytes for each mode, built independently here.
+//! Golden packets: input bytes → expected verdict and output bytes, for each mode and edge,
+//! built independently with the test kit (Katran's table of fixtures with one tester). Cases
+//! that need more than one packet (rate limits, fragments, pools) follow the table.
 
-mod common;
-use common::*;
+use dataplane::testkit::*;
 
+use dataplane::snapshot::Snapshot;
 use dataplane::{DropReason, Verdict};
 
-#[test]
-fn l2_changes_only_the_macs() {
-    let mut w = worker(one_arm());
+/// One golden case: a frame into a fresh worker on a snapshot, and what must come out.
+struct Golden {
+    name: &'static str,
+    snapshot: fn() -> Snapshot,
+    in_port: u16,
+    input: Vec<u8>,
+    verdict: Verdict,
+    /// The packet's bytes afterwards (checked when the verdict is `Tx`).
+    output: Vec<u8>,
+    /// The IPv4 headers (offsets) whose checksums must verify from scratch.
+    valid_ip_at: &'static [usize],
+}
+
+fn cases() -> Vec<Golden> {
+    let mut v = Vec::new();
+
+    // l2: only the destination and source MAC change, tag and all.
     let input = client_tcp(VIP_L2, 40000, 80, 0x02, b"hello");
-    let (v, out, _) = run(&mut w, &input, 0, 0);
-    assert_eq!(v, Verdict::Tx(0));
-    let mut want = input.clone();
-    want[0..6].copy_from_slice(&server_mac(1));
-    want[6..12].copy_from_slice(&LB_MAC);
-    assert_eq!(out, want, "only destination and source MAC differ");
-    assert_eq!(w.counters().services[0].new_flows, 1);
-}
+    let mut output = input.clone();
+    output[0..6].copy_from_slice(&server_mac(1));
+    output[6..12].copy_from_slice(&LB_MAC);
+    v.push(Golden {
+        name: "l2 tcp: MACs only",
+        snapshot: one_arm,
+        in_port: 0,
+        input,
+        verdict: Verdict::Tx(0),
+        output,
+        valid_ip_at: &[14],
+    });
 
-#[test]
-fn l2_keeps_vlan_tag() {
-    let mut w = worker(one_arm());
     let ip = Ip::new(6, CLIENT, VIP_L2).bytes(&tcp_seg(CLIENT, VIP_L2, 40001, 80, 0x02, b""));
-    let input = eth_vlan(LB_MAC, ROUTER_MAC, 42, &ip);
-    let (v, out, _) = run(&mut w, &input, 0, 0);
-    assert_eq!(v, Verdict::Tx(0));
-    assert_eq!(&out[0..6], &server_mac(1));
-    assert_eq!(&out[12..], &input[12..], "tag and IP untouched");
-}
+    v.push(Golden {
+        name: "l2 tcp with an 802.1Q tag: tag kept",
+        snapshot: one_arm,
+        in_port: 0,
+        input: eth_vlan(LB_MAC, ROUTER_MAC, 42, &ip),
+        verdict: Verdict::Tx(0),
+        output: eth_vlan(server_mac(1), LB_MAC, 42, &ip),
+        valid_ip_at: &[18],
+    });
 
-#[test]
-fn dscp_tcp_rewrite_matches_independent_build() {
-    let mut w = worker(one_arm());
+    // dscp: DSCP set (ECN kept), destination the real IP, checksums updated.
     let mut ip = Ip::new(6, CLIENT, VIP_DSCP);
-    ip.tos = 0x02; // ECT(0): the ECN bits must survive
-    let seg = tcp_seg(CLIENT, VIP_DSCP, 40000, 80, 0x18, b"GET / HTTP/1.1\r\n\r\n");
-    let input = eth(LB_MAC, ROUTER_MAC, 0x0800, &ip.bytes(&seg));
-    let (v, out, _) = run(&mut w, &input, 0, 0);
-    assert_eq!(v, Verdict::Tx(0));
-    let mut want_ip = ip.clone();
-    want_ip.tos = (7 << 2) | 0x02;
-    want_ip.dst = server_ip(3);
-    let want_seg = tcp_seg(CLIENT, server_ip(3), 40000, 80, 0x18, b"GET / HTTP/1.1\r\n\r\n");
-    let want = eth(server_mac(3), LB_MAC, 0x0800, &want_ip.bytes(&want_seg));
-    assert_eq!(out, want);
-    assert_ip_valid(&out, 14);
-}
+    ip.tos = 0x02; // ECT(0)
+    let req = b"GET / HTTP/1.1\r\n\r\n";
+    let input = eth(LB_MAC, ROUTER_MAC, 0x0800, &ip.bytes(&tcp_seg(CLIENT, VIP_DSCP, 40000, 80, 0x18, req)));
+    let mut want = ip.clone();
+    want.tos = (7 << 2) | 0x02;
+    want.dst = server_ip(3);
+    let output =
+        eth(server_mac(3), LB_MAC, 0x0800, &want.bytes(&tcp_seg(CLIENT, server_ip(3), 40000, 80, 0x18, req)));
+    v.push(Golden {
+        name: "dscp tcp: DSCP 7, ECN kept, to the real IP",
+        snapshot: one_arm,
+        in_port: 0,
+        input,
+        verdict: Verdict::Tx(0),
+        output,
+        valid_ip_at: &[14],
+    });
 
-#[test]
-fn dscp_udp_with_and_without_checksum() {
-    let mut w = worker(one_arm());
     for with in [true, false] {
         let ip = Ip::new(17, CLIENT, VIP_DSCP);
         let input =
             eth(LB_MAC, ROUTER_MAC, 0x0800, &ip.bytes(&udp_seg(CLIENT, VIP_DSCP, 5353, 53, b"query", with)));
-        let (v, out, _) = run(&mut w, &input, 0, 0);
-        assert_eq!(v, Verdict::Tx(0));
-        let mut want_ip = ip.clone();
-        want_ip.tos = 7 << 2;
-        want_ip.dst = server_ip(3);
-        let want = eth(
+        let mut want = ip.clone();
+        want.tos = 7 << 2;
+        want.dst = server_ip(3);
+        let output = eth(
             server_mac(3),
             LB_MAC,
             0x0800,
-            &want_ip.bytes(&udp_seg(CLIENT, server_ip(3), 5353, 53, b"query", with)),
+            &want.bytes(&udp_seg(CLIENT, server_ip(3), 5353, 53, b"query", with)),
         );
-        assert_eq!(out, want, "with checksum: {with}");
-        if !with {
-            assert_eq!(&out[14 + 20 + 6..14 + 20 + 8], &[0, 0], "a zero UDP checksum stays zero");
+        v.push(Golden {
+            name: if with { "dscp udp with a checksum" } else { "dscp udp without a checksum: stays zero" },
+            snapshot: one_arm,
+            in_port: 0,
+            input,
+            verdict: Verdict::Tx(0),
+            output,
+            valid_ip_at: &[14],
+        });
+    }
+
+    // ipip: an outer header (LB → server, TOS and DF from the inner, fresh ID, TTL 64).
+    let mut ip = Ip::new(6, CLIENT, VIP_IPIP);
+    ip.tos = 0x2e << 2;
+    let inner = ip.bytes(&tcp_seg(CLIENT, VIP_IPIP, 40000, 80, 0x02, b""));
+    let mut outer = Ip::new(4, LB_IP, server_ip(2));
+    outer.tos = 0x2e << 2;
+    outer.ttl = 64;
+    outer.id = 1; // the worker's first fresh ID
+    v.push(Golden {
+        name: "ipip tcp: outer header prepended",
+        snapshot: one_arm,
+        in_port: 0,
+        input: eth(LB_MAC, ROUTER_MAC, 0x0800, &inner),
+        verdict: Verdict::Tx(0),
+        output: eth(server_mac(2), LB_MAC, 0x0800, &outer.bytes(&inner)),
+        valid_ip_at: &[14, 34],
+    });
+
+    let inner = Ip::new(17, CLIENT, VIP_IPIP).bytes(&udp_seg(CLIENT, VIP_IPIP, 9, 53, b"x", true));
+    let mut input = eth_vlan(LB_MAC, ROUTER_MAC, 7, &inner);
+    input.resize(64, 0); // padded to the Ethernet minimum
+    let mut outer = Ip::new(4, LB_IP, server_ip(2));
+    outer.ttl = 64;
+    outer.id = 1;
+    v.push(Golden {
+        name: "ipip udp, tagged and padded: padding dropped, tag kept",
+        snapshot: one_arm,
+        in_port: 0,
+        input,
+        verdict: Verdict::Tx(0),
+        output: eth_vlan(server_mac(2), LB_MAC, 7, &outer.bytes(&inner)),
+        valid_ip_at: &[18, 38],
+    });
+
+    // ipip, 1500 bytes with DF: "fragmentation needed" (MTU - 20) back toward the client,
+    // quoting the packet up to 576 bytes of IP.
+    let inner =
+        Ip::new(6, CLIENT, VIP_IPIP).bytes(&tcp_seg(CLIENT, VIP_IPIP, 40000, 80, 0x10, &[0xaa; 1460]));
+    let mut icmp = vec![3, 4, 0, 0, 0, 0];
+    icmp.extend_from_slice(&1480u16.to_be_bytes());
+    icmp.extend_from_slice(&inner[..576 - 28]);
+    let c = csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut reply = Ip::new(1, LB_IP, CLIENT);
+    (reply.tos, reply.ttl, reply.id) = (0xc0, 64, 0);
+    v.push(Golden {
+        name: "ipip too big with DF: fragmentation needed",
+        snapshot: one_arm,
+        in_port: 0,
+        input: eth(LB_MAC, ROUTER_MAC, 0x0800, &inner),
+        verdict: Verdict::Tx(0),
+        output: eth(ROUTER_MAC, LB_MAC, 0x0800, &reply.bytes(&icmp)),
+        valid_ip_at: &[14],
+    });
+
+    // Drops, each under its reason.
+    v.push(Golden {
+        name: "no service on that port",
+        snapshot: one_arm,
+        in_port: 0,
+        input: client_tcp(VIP_L2, 40000, 81, 0x02, b""),
+        verdict: Verdict::Drop(DropReason::NoService),
+        output: Vec::new(),
+        valid_ip_at: &[],
+    });
+    v
+}
+
+#[test]
+fn golden_cases() {
+    for c in cases() {
+        let mut w = worker((c.snapshot)());
+        let (verdict, out, _) = run(&mut w, &c.input, c.in_port, 0);
+        assert_eq!(verdict, c.verdict, "{}: verdict", c.name);
+        if let Verdict::Tx(_) = verdict {
+            assert_eq!(out, c.output, "{}: output bytes", c.name);
         }
-        assert_ip_valid(&out, 14);
+        for &at in c.valid_ip_at {
+            assert_ip_valid(&out, at);
+        }
+        let counted = w.counters();
+        assert_eq!(
+            counted.forwarded + counted.to_control + counted.total_drops(),
+            1,
+            "{}: counted once",
+            c.name
+        );
     }
 }
 
@@ -93,61 +203,6 @@ fn dscp_udp_checksum_that_becomes_zero_is_sent_as_ffff() {
         break;
     }
     assert!(found);
-}
-
-#[test]
-fn ipip_prepends_outer_header() {
-    let mut w = worker(one_arm());
-    let mut ip = Ip::new(6, CLIENT, VIP_IPIP);
-    ip.tos = 0x2e << 2;
-    let inner = ip.bytes(&tcp_seg(CLIENT, VIP_IPIP, 40000, 80, 0x02, b""));
-    let input = eth(LB_MAC, ROUTER_MAC, 0x0800, &inner);
-    let (v, out, _) = run(&mut w, &input, 0, 0);
-    assert_eq!(v, Verdict::Tx(0));
-    let mut outer = Ip::new(4, LB_IP, server_ip(2));
-    outer.tos = 0x2e << 2;
-    outer.ttl = 64;
-    outer.df = true;
-    outer.id = 1; // the worker's first fresh ID
-    let want = eth(server_mac(2), LB_MAC, 0x0800, &outer.bytes(&inner));
-    assert_eq!(out, want);
-    assert_ip_valid(&out, 14);
-    assert_ip_valid(&out, 34);
-}
-
-#[test]
-fn ipip_drops_ethernet_padding_and_keeps_vlan() {
-    let mut w = worker(one_arm());
-    let inner = Ip::new(17, CLIENT, VIP_IPIP).bytes(&udp_seg(CLIENT, VIP_IPIP, 9, 53, b"x", true));
-    let mut input = eth_vlan(LB_MAC, ROUTER_MAC, 7, &inner);
-    input.resize(64, 0); // padded to the Ethernet minimum
-    let (v, out, _) = run(&mut w, &input, 0, 0);
-    assert_eq!(v, Verdict::Tx(0));
-    assert_eq!(&out[12..16], &[0x81, 0x00, 0x00, 0x07], "tag kept");
-    assert_eq!(out.len(), 18 + 20 + inner.len(), "padding removed, outer length exact");
-    assert_eq!(&out[38..], &inner[..]);
-    assert_ip_valid(&out, 18);
-}
-
-#[test]
-fn ipip_oversized_df_gets_frag_needed() {
-    let mut w = worker(one_arm());
-    let seg = tcp_seg(CLIENT, VIP_IPIP, 40000, 80, 0x10, &vec![0xaa; 1460]);
-    let inner = Ip::new(6, CLIENT, VIP_IPIP).bytes(&seg); // 1500 bytes, DF
-    let input = eth(LB_MAC, ROUTER_MAC, 0x0800, &inner);
-    let (v, out, _) = run(&mut w, &input, 0, 0);
-    assert_eq!(v, Verdict::Tx(0), "sent back out the ingress port");
-    assert_eq!(&out[0..6], &ROUTER_MAC, "toward the sender's next hop");
-    assert_eq!(&out[6..12], &LB_MAC);
-    assert_eq!(&out[26..30], &LB_IP, "from the LB");
-    assert_eq!(&out[30..34], &CLIENT, "to the client");
-    assert_eq!(out[23], 1, "ICMP");
-    assert_eq!((out[34], out[35]), (3, 4), "fragmentation needed");
-    assert_eq!(u16::from_be_bytes([out[40], out[41]]), 1480, "MTU - 20");
-    assert_eq!(&out[42..62], &inner[..20], "quotes the original header");
-    assert_eq!(out.len(), 14 + 576, "no more than 576 bytes of IP");
-    assert_ip_valid(&out, 14);
-    assert_eq!(w.counters().frag_needed_sent, 1);
 }
 
 #[test]

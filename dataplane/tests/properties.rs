@@ -1,7 +1,6 @@
 //! Random, truncated and corrupted input never panics; whatever is dropped is counted.
 
-mod common;
-use common::*;
+use dataplane::testkit::*;
 
 use dataplane::Verdict;
 use proptest::prelude::*;

@@ -8,12 +8,13 @@
 //! receive queues (one file per `rx_pcap=` of a multi-queue net_pcap port), each flow whole on
 //! one queue as RSS would keep it.
 
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use clap::Parser;
-use dataplane::checksum;
-use dataplane::wire::ipv4;
+use dataplane::testkit::{sized_tcp, sized_udp};
+use pcap_file::pcap::{PcapPacket, PcapWriter};
 
 #[derive(Parser)]
 struct Args {
@@ -55,62 +56,27 @@ fn frame(a: &Args, i: u32) -> Vec<u8> {
         "mix" => i % 4 == 3,
         _ => false,
     };
-    let size = a.size.max(64);
-    let mut f = vec![0u8; size];
-    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
-    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    let src = Ipv4Addr::from(0x0a80_0000u32 + i / 50_000); // 10.128.x.y, 50k ports per address
+    // 10.128.x.y, 50k ports per address
+    let src = Ipv4Addr::from(0x0a80_0000u32 + i / 50_000).octets();
     let sport = 1024 + (i % 50_000) as u16;
-    let ip_len = size - 14;
-    let proto = if udp { ipv4::PROTO_UDP } else { ipv4::PROTO_TCP };
-    ipv4::Ipv4Repr {
-        ident: i as u16,
-        dont_fragment: true,
-        ..ipv4::Ipv4Repr::new(proto, src.octets(), a.vip.octets(), (ip_len - 20) as u16, 64)
-    }
-    .emit(&mut f[14..34]);
-    let l4 = &mut f[34..];
-    l4[0..2].copy_from_slice(&sport.to_be_bytes());
-    l4[2..4].copy_from_slice(&a.dport.to_be_bytes());
-    let at = if udp {
-        l4[4..6].copy_from_slice(&((ip_len - 20) as u16).to_be_bytes());
-        6
+    let size = a.size.max(64);
+    if udp {
+        sized_udp(src, sport, a.vip.octets(), a.dport, size)
     } else {
-        l4[4..8].copy_from_slice(&(i.wrapping_mul(2654435761)).to_be_bytes());
-        l4[12] = 5 << 4;
-        l4[13] = if a.syn { 0x02 } else { 0x10 };
-        l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
-        16
-    };
-    let acc = checksum::pseudo_header(src.octets(), a.vip.octets(), proto, (ip_len - 20) as u16);
-    let c = checksum::finish(checksum::sum(l4, acc));
-    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
-    f
+        sized_tcp(src, sport, a.vip.octets(), a.dport, size, a.syn)
+    }
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
-    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&a.out)?);
-    // pcap global header: magic, v2.4, UTC, accuracy, snaplen, Ethernet
-    w.write_all(&0xa1b2c3d4u32.to_le_bytes())?;
-    w.write_all(&2u16.to_le_bytes())?;
-    w.write_all(&4u16.to_le_bytes())?;
-    w.write_all(&[0u8; 8])?;
-    w.write_all(&65535u32.to_le_bytes())?;
-    w.write_all(&1u32.to_le_bytes())?;
+    let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, std::fs::File::create(&a.out)?))?;
     let (k, n) = a.shard.unwrap_or((0, 1));
     let mut written = 0u32;
     for i in (0..a.flows).filter(|i| i % n == k) {
         let f = frame(&a, i);
         written += 1;
-        w.write_all(&(i / 1_000_000).to_le_bytes())?;
-        w.write_all(&(i % 1_000_000).to_le_bytes())?;
-        w.write_all(&(f.len() as u32).to_le_bytes())?;
-        w.write_all(&(f.len() as u32).to_le_bytes())?;
-        w.write_all(&f)?;
+        w.write_packet(&PcapPacket::new(Duration::from_micros(i as u64), f.len() as u32, &f))?;
     }
-    w.flush()?;
     eprintln!("{}: {} flows, {} bytes per frame, {}", a.out.display(), written, a.size.max(64), a.proto);
     Ok(())
 }

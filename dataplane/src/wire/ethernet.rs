@@ -52,6 +52,65 @@ impl<'a> EthernetFrame<'a> {
     }
 }
 
+/// A MAC address, written `aa:bb:cc:dd:ee:ff` in configuration files and tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+    pub const ZERO: MacAddr = MacAddr([0; 6]);
+
+    /// The group bit: broadcast and multicast addresses, never a host's own.
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 1 != 0
+    }
+
+    /// An address a single host can have: not multicast, broadcast or all zeros.
+    pub fn is_unicast(&self) -> bool {
+        !self.is_multicast() && *self != MacAddr::ZERO
+    }
+}
+
+impl std::fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
+
+impl std::str::FromStr for MacAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)");
+        let mut m = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in m.iter_mut() {
+            let p = parts.next().filter(|p| p.len() == 2).ok_or_else(bad)?;
+            *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(MacAddr(m))
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Set destination and source MAC in place.
 #[inline]
 pub fn set_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
@@ -62,6 +121,26 @@ pub fn set_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mac_text_round_trips_and_bad_text_is_refused() {
+        let m: MacAddr = "02:00:0a:ff:00:01".parse().unwrap();
+        assert_eq!(m, MacAddr([2, 0, 0x0a, 0xff, 0, 1]));
+        assert_eq!(m.to_string(), "02:00:0a:ff:00:01");
+        assert!(m.is_unicast());
+        assert!(!MacAddr::BROADCAST.is_unicast() && !MacAddr::ZERO.is_unicast());
+        assert!(!"01:00:5e:00:00:01".parse::<MacAddr>().unwrap().is_unicast(), "multicast");
+        for bad in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:01:02",
+            "2:0:0:0:0:1",
+            "02-00-00-00-00-01",
+            "zz:00:00:00:00:01",
+        ] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn untagged_and_tagged() {

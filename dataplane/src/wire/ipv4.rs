@@ -117,6 +117,57 @@ impl<'a> Ipv4Header<'a> {
     }
 }
 
+/// An IPv4 address with a prefix length (`10.0.0.2/24`): one of the LB's own addresses and
+/// the subnet it is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Cidr {
+    pub addr: std::net::Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    /// Whether `ip` is on this subnet.
+    pub fn contains(&self, ip: std::net::Ipv4Addr) -> bool {
+        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix.min(32)) };
+        u32::from(ip) & mask == u32::from(self.addr) & mask
+    }
+}
+
+impl std::fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Ipv4Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s.split_once('/').ok_or_else(|| format!("{s:?} is not ADDRESS/PREFIX"))?;
+        let addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        let prefix: u8 = p.parse().map_err(|_| format!("{p:?} is not a prefix length"))?;
+        if prefix > 32 {
+            return Err(format!("prefix length {prefix} is over 32"));
+        }
+        Ok(Ipv4Cidr { addr, prefix })
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Ipv4Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Ipv4Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The fields of an option-less IPv4 header, to be written with `emit` (smoltcp's `Repr` form):
 /// named fields instead of nine positional numbers, and the checksum computed, not supplied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +254,18 @@ mod tests {
         };
         r.emit(&mut h);
         h
+    }
+
+    #[test]
+    fn cidr_parses_and_contains() {
+        let c: Ipv4Cidr = "10.0.0.2/24".parse().unwrap();
+        assert!(c.contains("10.0.0.200".parse().unwrap()));
+        assert!(!c.contains("10.0.1.1".parse().unwrap()));
+        assert_eq!(c.to_string(), "10.0.0.2/24");
+        assert!("0.0.0.0/0".parse::<Ipv4Cidr>().unwrap().contains("192.0.2.1".parse().unwrap()));
+        for bad in ["10.0.0.2", "10.0.0.2/33", "10.0.0/24", "10.0.0.2/x"] {
+            assert!(bad.parse::<Ipv4Cidr>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,9 +9,9 @@ pub mod ipv4;
 pub mod l4;
 
 pub use arp::{ArpPacket, ArpRepr};
-pub use ethernet::{EthernetFrame, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_VLAN};
+pub use ethernet::{EthernetFrame, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_VLAN};
 pub use icmp::IcmpMessage;
-pub use ipv4::{Ipv4Header, Ipv4Repr, PROTO_ICMP, PROTO_IPIP, PROTO_TCP, PROTO_UDP};
+pub use ipv4::{Ipv4Cidr, Ipv4Header, Ipv4Repr, PROTO_ICMP, PROTO_IPIP, PROTO_TCP, PROTO_UDP};
 pub use l4::{TcpHeader, UdpHeader};
 
 /// Why a header could not be read. Each becomes a drop reason in the pipeline.

@@ -7,22 +7,26 @@
 //! - `dscp`: to the real IP, DSCP-marked; the server rewrites it to the VIP and answers from
 //!   the VIP (the seed: "source/destination on the LB do not match").
 //!
+//! The wire form of every probe comes from the dataplane's own rewrite (`wire::onto_wire`).
 //! TCP and HTTP checks use smoltcp as the userspace TCP client. smoltcp lives in a private
 //! address space: it is 100.64.0.1 and each backend is a virtual address of its own; the
-//! adapter here rewrites packets between that space and the wire (LB address ↔ VIP/real IP).
+//! adapter here moves packets between that space and the wire (LB address ↔ VIP).
+
+mod device;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use dataplane::snapshot::{Forward, ForwardMode};
+use dataplane::wire::{icmp, ipv4, Ipv4Repr};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
-use crate::config::{Check, Mode};
-use crate::frames;
-use crate::neigh::Mac;
+use crate::config::Check;
+use device::VirtualDevice;
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 1);
 const VIRTUAL_BASE: u32 = 0x6440_0002; // 100.64.0.2
@@ -33,19 +37,22 @@ const LAST_PORT: u16 = 60999;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub backend: u32,
-    pub mode: Mode,
     pub check: Check,
     pub vip: Ipv4Addr,
-    pub real_ip: Ipv4Addr,
     /// Port probed (TCP/HTTP).
     pub port: u16,
-    /// Egress port, its MAC and the LB's address there (the probe's source).
-    pub egress: u16,
-    pub port_mac: Mac,
-    pub lb_ip: Ipv4Addr,
-    /// The server's MAC (on-link) or the gateway's; `None`: unresolved, the probe fails.
-    pub next_hop_mac: Option<Mac>,
+    pub mode: ForwardMode,
+    /// How the workers forward to this backend, from the snapshot they run (egress port, MACs,
+    /// real IP, the LB's address there); `None` while the next hop is unresolved.
+    pub path: Option<Forward>,
     pub timeout: Duration,
+}
+
+impl Target {
+    /// The probe's source: the LB's address on the egress port.
+    fn lb_ip(&self) -> Ipv4Addr {
+        self.path.map(|f| Ipv4Addr::from(f.outer_src)).unwrap_or(Ipv4Addr::UNSPECIFIED)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,52 +85,6 @@ fn failure(wrong_source: Option<Ipv4Addr>, vip: Ipv4Addr, what: String) -> Outco
 enum Kind {
     Icmp { ident: u16 },
     Tcp { handle: SocketHandle, local_port: u16, request_sent: bool, response: Vec<u8> },
-}
-
-/// smoltcp's device: IP packets in the private space, queued both ways.
-#[derive(Default)]
-struct VirtualDevice {
-    rx: std::collections::VecDeque<Vec<u8>>,
-    tx: Vec<Vec<u8>>,
-}
-
-struct RxTok(Vec<u8>);
-struct TxTok<'a>(&'a mut Vec<Vec<u8>>);
-
-impl smoltcp::phy::RxToken for RxTok {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl smoltcp::phy::TxToken for TxTok<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut b = vec![0u8; len];
-        let r = f(&mut b);
-        self.0.push(b);
-        r
-    }
-}
-
-impl Device for VirtualDevice {
-    type RxToken<'a> = RxTok;
-    type TxToken<'a> = TxTok<'a>;
-
-    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(RxTok, TxTok<'_>)> {
-        let p = self.rx.pop_front()?;
-        Some((RxTok(p), TxTok(&mut self.tx)))
-    }
-
-    fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<TxTok<'_>> {
-        Some(TxTok(&mut self.tx))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ip;
-        c.max_transmission_unit = 1500;
-        c
-    }
 }
 
 pub struct Prober {
@@ -190,29 +151,23 @@ impl Prober {
         if self.inflight.contains_key(&t.backend) {
             return None;
         }
-        if t.next_hop_mac.is_none() {
+        let Some(path) = t.path else {
             return Some(Outcome::Fail("MAC of the next hop unresolved".into()));
-        }
+        };
         match t.check {
             Check::Icmp => {
                 let ident = self.alloc_ident();
+                let mut ip = vec![0u8; ipv4::MIN_HEADER_LEN];
+                Ipv4Repr::new(ipv4::PROTO_ICMP, t.lb_ip().octets(), t.vip.octets(), 0, 64).emit(&mut ip);
+                ip.extend_from_slice(&[icmp::ECHO_REQUEST, 0, 0, 0]);
+                ip.extend_from_slice(&ident.to_be_bytes());
+                ip.extend_from_slice(&1u16.to_be_bytes());
+                ip.extend_from_slice(b"dsrlb health probe......");
+                let Some(frame) = self.onto_wire(&t, ip) else {
+                    return Some(Outcome::Fail("probe refused by the dataplane rewrite".into()));
+                };
                 self.by_icmp_ident.insert(ident, t.backend);
-                let mut icmp = vec![8, 0, 0, 0];
-                icmp.extend_from_slice(&ident.to_be_bytes());
-                icmp.extend_from_slice(&1u16.to_be_bytes());
-                icmp.extend_from_slice(b"dsrlb health probe......");
-                let mut ip = vec![0u8; 20];
-                dataplane::wire::Ipv4Repr::new(
-                    dataplane::wire::PROTO_ICMP,
-                    t.lb_ip.octets(),
-                    t.vip.octets(),
-                    0,
-                    64,
-                )
-                .emit(&mut ip);
-                ip.extend_from_slice(&icmp);
-                let frame = self.onto_wire(&t, ip);
-                out.push((t.egress, frame));
+                out.push((path.port, frame));
                 self.inflight.insert(
                     t.backend,
                     Inflight { target: t, started: now, kind: Kind::Icmp { ident }, wrong_source: None },
@@ -266,28 +221,11 @@ impl Prober {
         }
     }
 
-    /// Rewrite an IP packet (already in wire addresses: LB → VIP) for the target's DSR mode
-    /// and put it in an Ethernet frame to the next hop.
-    fn onto_wire(&mut self, t: &Target, mut ip: Vec<u8>) -> Vec<u8> {
-        let mac = t.next_hop_mac.unwrap_or([0; 6]);
-        let packet = match t.mode {
-            Mode::L2 => {
-                frames::fix_ipv4(&mut ip);
-                ip
-            }
-            Mode::Ipip => {
-                frames::fix_ipv4(&mut ip);
-                self.ip_ident = self.ip_ident.wrapping_add(1);
-                frames::ipip(&ip, t.lb_ip, t.real_ip, self.ip_ident)
-            }
-            Mode::Dscp(code) => {
-                ip[1] = (code << 2) | (ip[1] & 3);
-                ip[16..20].copy_from_slice(&t.real_ip.octets());
-                frames::fix_ipv4(&mut ip);
-                ip
-            }
-        };
-        frames::ethernet(mac, t.port_mac, 0x0800, &packet)
+    /// An IP packet in wire addresses (LB → VIP), checksummed, framed and rewritten by the
+    /// dataplane for the target's mode.
+    fn onto_wire(&mut self, t: &Target, mut ip: Vec<u8>) -> Option<Vec<u8>> {
+        wire::finish_ipv4(&mut ip);
+        wire::onto_wire(&ip, t.mode, t.path.as_ref()?, &mut self.ip_ident)
     }
 
     /// A packet addressed to an LB address arrived (punted by a worker). Returns whether it was
@@ -297,7 +235,7 @@ impl Prober {
         let payload = h.payload();
         let src = Ipv4Addr::from(h.src());
         match h.protocol() {
-            1 if payload.len() >= 8 && payload[0] == 0 => {
+            ipv4::PROTO_ICMP if payload.len() >= icmp::HEADER_LEN && payload[0] == icmp::ECHO_REPLY => {
                 let ident = u16::from_be_bytes([payload[4], payload[5]]);
                 let Some(&b) = self.by_icmp_ident.get(&ident) else { return false };
                 let Some(f) = self.inflight.get_mut(&b) else { return false };
@@ -310,7 +248,7 @@ impl Prober {
                 self.done.push((b, Outcome::Ok(rtt)));
                 true
             }
-            6 if payload.len() >= 20 => {
+            ipv4::PROTO_TCP if payload.len() >= dataplane::wire::l4::TCP_MIN_LEN => {
                 let dport = u16::from_be_bytes([payload[2], payload[3]]);
                 let Some(&b) = self.by_local_port.get(&dport) else { return false };
                 let Some(f) = self.inflight.get_mut(&b) else { return false };
@@ -320,10 +258,10 @@ impl Prober {
                 }
                 // Into smoltcp's space: from the backend's virtual address to 100.64.0.1.
                 let mut p = ip[..h.total_len()].to_vec();
-                p[1] &= 0x03; // DSCP marks are the wire's business, not smoltcp's
-                p[12..16].copy_from_slice(&virtual_addr(b).octets());
-                p[16..20].copy_from_slice(&LOCAL.octets());
-                frames::fix_ipv4(&mut p);
+                p[ipv4::field::TOS] &= 0x03; // DSCP marks are the wire's business, not smoltcp's
+                p[ipv4::field::SRC..ipv4::field::SRC + 4].copy_from_slice(&virtual_addr(b).octets());
+                p[ipv4::field::DST..ipv4::field::DST + 4].copy_from_slice(&LOCAL.octets());
+                wire::finish_ipv4(&mut p);
                 self.device.rx.push_back(p);
                 true
             }
@@ -428,7 +366,8 @@ impl Prober {
             if p.len() < 20 {
                 continue;
             }
-            let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+            let d = ipv4::field::DST;
+            let dst = Ipv4Addr::new(p[d], p[d + 1], p[d + 2], p[d + 3]);
             let Some(b) = backend_of_virtual(dst) else { continue };
             let Some(t) = self
                 .inflight
@@ -438,10 +377,11 @@ impl Prober {
             else {
                 continue;
             };
-            p[12..16].copy_from_slice(&t.lb_ip.octets());
-            p[16..20].copy_from_slice(&t.vip.octets());
-            let frame = self.onto_wire(&t, p);
-            out.push((t.egress, frame));
+            p[ipv4::field::SRC..ipv4::field::SRC + 4].copy_from_slice(&t.lb_ip().octets());
+            p[ipv4::field::DST..ipv4::field::DST + 4].copy_from_slice(&t.vip.octets());
+            if let (Some(path), Some(frame)) = (t.path, self.onto_wire(&t, p)) {
+                out.push((path.port, frame));
+            }
         }
     }
 

@@ -1,13 +1,14 @@
-//! Test-side packet building and checking. Checksums here are computed from scratch with this
-//! file's own code, never with the code under test.
-#![allow(dead_code)]
+//! Packets and snapshots for tests, benchmarks, the fuzzer and capture generators: one kit
+//! instead of a copy in each. Checksums here are computed from scratch with this file's own
+//! code, never with the code under test (`checksum`), so a test that compares against these
+//! bytes checks the dataplane's arithmetic rather than repeating it.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use dataplane::io::MemIo;
-use dataplane::snapshot::*;
-use dataplane::{PacketBuf, Snapshot, VecPacket, Verdict, Worker, WorkerConfig};
+use crate::io::{MemIo, PacketIo};
+use crate::snapshot::*;
+use crate::{PacketBuf, PacketSink, Snapshot, VecPacket, Verdict, Worker, WorkerConfig};
 
 pub const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 pub const LB_MAC2: [u8; 6] = [0x02, 0, 0, 0, 1, 0xfe];
@@ -247,16 +248,143 @@ pub fn run(w: &mut Worker, frame: &[u8], in_port: u16, now: u32) -> (Verdict, Ve
     (v, p.data().to_vec(), io)
 }
 
+/// Extra packets (outer fragments) into a `MemIo`'s TX queues.
 pub struct SinkAdapter<'a>(pub &'a mut MemIo);
 
-impl dataplane::PacketSink<VecPacket> for SinkAdapter<'_> {
+impl PacketSink<VecPacket> for SinkAdapter<'_> {
     fn alloc(&mut self) -> Option<VecPacket> {
-        use dataplane::io::PacketIo;
         self.0.alloc()
     }
 
     fn emit(&mut self, port: u16, pkt: VecPacket) {
-        use dataplane::io::PacketIo;
         self.0.tx(port, pkt)
     }
+}
+
+/// A sink with no buffers: a packet that would need an outer fragment is dropped (`no_buffer`).
+pub struct NoSink;
+
+impl PacketSink<VecPacket> for NoSink {
+    fn alloc(&mut self) -> Option<VecPacket> {
+        None
+    }
+    fn emit(&mut self, _: u16, _: VecPacket) {}
+}
+
+/// A sink that hands out `n` buffers and discards what is emitted (the fuzzer's).
+pub struct CountedSink(pub usize);
+
+impl PacketSink<VecPacket> for CountedSink {
+    fn alloc(&mut self) -> Option<VecPacket> {
+        (self.0 > 0).then(|| {
+            self.0 -= 1;
+            VecPacket::new()
+        })
+    }
+    fn emit(&mut self, _: u16, _: VecPacket) {}
+}
+
+/// Every feature at once, on tiny tables: inline ports, every mode, each scheduler, source-IP
+/// persistence, an every-port service, a draining backend (the fuzzer's configuration).
+pub fn every_feature() -> Snapshot {
+    let port = |mac: u8, addr: [u8; 4], role| PortInfo {
+        mac: [2, 0, 0, 0, 0, mac],
+        addrs: vec![Ipv4Addr::from(addr)],
+        mtu: 1500,
+        role,
+        gateway_mac: Some([2, 0, 0, 0, 9, 9]),
+    };
+    let backends = |first: u32| -> Vec<BackendInfo> {
+        (0..3)
+            .map(|i| BackendInfo {
+                id: first + i,
+                real_ip: Ipv4Addr::new(10, 1, 0, 10 + i as u8),
+                weight: 1 + i,
+                state: if i == 2 { BackendState::Draining } else { BackendState::Up },
+                port: 1,
+                next_hop_mac: Some([2, 0, 0, 1, 0, i as u8]),
+            })
+            .collect()
+    };
+    let svc = |id: u16, vip: [u8; 4], proto, port, mode, scheduler, persistence| ServiceInfo {
+        id,
+        vip: Ipv4Addr::from(vip),
+        proto,
+        port,
+        mode,
+        scheduler,
+        persistence,
+        tcp_idle_ms: 1000,
+        udp_idle_ms: 500,
+        closing_ms: 100,
+        backends: backends(id as u32 * 3),
+        maglev_size: 251,
+    };
+    let persist = Some(Persistence { by: PersistBy::SourceIp, timeout_ms: 1000 });
+    Snapshot::build(
+        1,
+        vec![port(1, [10, 0, 0, 2], PortRole::Client), port(2, [10, 1, 0, 1], PortRole::Server)],
+        vec![
+            svc(0, [10, 0, 0, 100], 6, 80, ForwardMode::L2, Scheduler::Maglev, None),
+            svc(1, [10, 0, 0, 101], 6, 80, ForwardMode::Ipip, Scheduler::WeightedRoundRobin, None),
+            svc(2, [10, 0, 0, 102], 17, 0, ForwardMode::Dscp(7), Scheduler::LeastConnections, persist),
+            svc(3, [10, 0, 0, 102], 6, 443, ForwardMode::Dscp(7), Scheduler::SourceHash, None),
+        ],
+    )
+    .expect("snapshot")
+}
+
+/// The benchmark's VIPs, one per mode, each a TCP service on port 80.
+pub const BENCH_VIPS: [([u8; 4], ForwardMode, &str); 3] = [
+    ([10, 0, 0, 100], ForwardMode::L2, "l2"),
+    ([10, 0, 0, 101], ForwardMode::Ipip, "ipip"),
+    ([10, 0, 0, 102], ForwardMode::Dscp(7), "dscp"),
+];
+
+/// One service per mode (`BENCH_VIPS`) with `backends` backends each, on one port of MTU 1600
+/// (as on a fabric sized for IPIP, so 1500-byte packets encapsulate without fragmenting).
+pub fn bench_snapshot(backends: u32) -> Snapshot {
+    let port = PortInfo {
+        mac: LB_MAC,
+        addrs: vec![Ipv4Addr::from(LB_IP)],
+        mtu: 1600,
+        role: PortRole::Lan,
+        gateway_mac: None,
+    };
+    let services = BENCH_VIPS
+        .iter()
+        .enumerate()
+        .map(|(s, (vip, mode, _))| ServiceInfo {
+            backends: (0..backends)
+                .map(|i| BackendInfo {
+                    id: s as u32 * backends + i,
+                    real_ip: Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8),
+                    weight: 1,
+                    state: BackendState::Up,
+                    port: 0,
+                    next_hop_mac: Some([2, 0, 0, 1, (i >> 8) as u8, i as u8]),
+                })
+                .collect(),
+            ..service(s as u16, *vip, 6, 80, *mode, Vec::new())
+        })
+        .collect();
+    Snapshot::build(1, vec![port], services).expect("snapshot")
+}
+
+/// A `size`-byte TCP frame (ACK, or SYN) from `src:sport` to `vip:dport` as it arrives from the
+/// router, with correct checksums and zero padding: what benchmarks and captures replay.
+pub fn sized_tcp(src: [u8; 4], sport: u16, vip: [u8; 4], dport: u16, size: usize, syn: bool) -> Vec<u8> {
+    let header = 14 + 20 + 20;
+    let data = vec![0u8; size.max(header) - header];
+    let ip =
+        Ip::new(6, src, vip).bytes(&tcp_seg(src, vip, sport, dport, if syn { 0x02 } else { 0x10 }, &data));
+    eth(LB_MAC, ROUTER_MAC, 0x0800, &ip)
+}
+
+/// A `size`-byte UDP frame from `src:sport` to `vip:dport`, with a checksum.
+pub fn sized_udp(src: [u8; 4], sport: u16, vip: [u8; 4], dport: u16, size: usize) -> Vec<u8> {
+    let header = 14 + 20 + 8;
+    let data = vec![0u8; size.max(header) - header];
+    let ip = Ip::new(17, src, vip).bytes(&udp_seg(src, vip, sport, dport, &data, true));
+    eth(LB_MAC, ROUTER_MAC, 0x0800, &ip)
 }

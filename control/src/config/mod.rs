@@ -1,14 +1,20 @@
 //! The configuration file (RON, read with serde) and its validation. Every error names the
 //! field path and the line:column it comes from; a file that fails changes nothing.
+//!
+//! Values are read straight into their domain types — the dataplane's modes, schedulers and
+//! roles, MAC addresses, subnets, seconds — so nothing downstream parses a string again.
 
-use std::collections::{HashMap, HashSet};
+mod locate;
+mod validate;
+
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::locate::locate;
+use dataplane::snapshot::{ForwardMode, PersistBy, PortRole, Scheduler};
+use dataplane::wire::{Ipv4Cidr, MacAddr};
+use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -50,26 +56,16 @@ pub struct MempoolConfig {
     pub data_room: u16,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// One-arm: clients and servers reach the LB on this port.
-    Lan,
-    /// Inline: the client side.
-    Client,
-    /// Inline: the server side; the servers' default gateway is the LB's address here.
-    Server,
-}
-
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
     /// A PCI address (`0000:3b:00.0`) or a vdev string (`net_tap0,iface=lb0`).
     pub device: String,
+    /// `lan` (one-arm), or `client`/`server` (inline).
     #[serde(default = "defaults::role")]
-    pub role: Role,
+    pub role: PortRole,
     /// The LB's own addresses on this port, with prefix length (`10.0.0.2/24`).
-    pub addresses: Vec<String>,
+    pub addresses: Vec<Ipv4Cidr>,
     #[serde(default = "defaults::mtu")]
     pub mtu: u16,
     /// Next hop for servers or clients not on this port's subnets.
@@ -77,15 +73,67 @@ pub struct PortConfig {
     pub gateway: Option<Ipv4Addr>,
 }
 
+impl PortConfig {
+    /// The device name without its arguments (`net_tap0` of `net_tap0,iface=lb0`).
+    pub fn device_name(&self) -> &str {
+        self.device.split(',').next().unwrap_or(&self.device)
+    }
+
+    /// A virtual device (`--vdev`), not a PCI address (`-a`).
+    pub fn is_vdev(&self) -> bool {
+        self.device.starts_with("net_")
+    }
+}
+
+/// A time in seconds as written in the file: a finite number, not negative (checked as it is
+/// read, so `inf` and `NaN` never reach a timer); each field's range is checked in validation.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Seconds(f64);
+
+impl Seconds {
+    pub fn new(s: f64) -> Result<Seconds, String> {
+        if s.is_finite() && s >= 0.0 {
+            Ok(Seconds(s))
+        } else {
+            Err(format!("{s} is not a finite, non-negative number of seconds"))
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+
+    pub fn duration(self) -> Duration {
+        Duration::from_secs_f64(self.0)
+    }
+
+    /// Whole milliseconds, at least 1 (the dataplane's clock ticks in milliseconds).
+    pub fn millis(self) -> u32 {
+        (self.0 * 1000.0).round().clamp(1.0, u32::MAX as f64 / 4.0) as u32
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} s", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Seconds::new(f64::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ArpConfig {
-    /// Re-resolve every neighbour this often (seconds).
+    /// Re-resolve every neighbour this often.
     #[serde(default = "defaults::arp_refresh")]
-    pub refresh: f64,
+    pub refresh: Seconds,
     /// A neighbour not confirmed for this long is unresolved (its backends count as down).
     #[serde(default = "defaults::arp_expiry")]
-    pub expiry: f64,
+    pub expiry: Seconds,
 }
 
 impl Default for ArpConfig {
@@ -94,7 +142,7 @@ impl Default for ArpConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
     Tcp,
@@ -102,58 +150,18 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The IP protocol number.
     pub fn number(self) -> u8 {
         match self {
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
+            Protocol::Tcp => dataplane::wire::PROTO_TCP,
+            Protocol::Udp => dataplane::wire::PROTO_UDP,
         }
     }
-}
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    L2,
-    Ipip,
-    /// L3DSR without a tunnel, with this DSCP code (1..=63).
-    Dscp(u8),
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SchedulerName {
-    Maglev,
-    WeightedRoundRobin,
-    LeastConnections,
-    SourceHash,
-    DestinationHash,
-}
-
-impl SchedulerName {
-    /// The name as written in the configuration.
     pub fn name(self) -> &'static str {
         match self {
-            SchedulerName::Maglev => "maglev",
-            SchedulerName::WeightedRoundRobin => "weighted_round_robin",
-            SchedulerName::LeastConnections => "least_connections",
-            SchedulerName::SourceHash => "source_hash",
-            SchedulerName::DestinationHash => "destination_hash",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum PersistBy {
-    SourceIp,
-    DestinationIp,
-}
-
-impl PersistBy {
-    pub fn name(self) -> &'static str {
-        match self {
-            PersistBy::SourceIp => "source_ip",
-            PersistBy::DestinationIp => "destination_ip",
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
         }
     }
 }
@@ -162,8 +170,8 @@ impl PersistBy {
 #[serde(deny_unknown_fields)]
 pub struct PersistenceConfig {
     pub by: PersistBy,
-    /// Seconds a client keeps its backend after its last new connection.
-    pub timeout: f64,
+    /// How long a client keeps its backend after its last new connection.
+    pub timeout: Seconds,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -185,9 +193,9 @@ pub struct HealthCheckConfig {
     #[serde(default)]
     pub port: Option<u16>,
     #[serde(default = "defaults::interval")]
-    pub interval: f64,
+    pub interval: Seconds,
     #[serde(default = "defaults::timeout")]
-    pub timeout: f64,
+    pub timeout: Seconds,
     /// Consecutive successes to mark a backend up.
     #[serde(default = "defaults::rise")]
     pub rise: u32,
@@ -208,7 +216,7 @@ pub struct BackendConfig {
     /// A static MAC for the next hop (no ARP; e.g. a server that must never be re-resolved,
     /// or a benchmark sink that answers nothing).
     #[serde(default)]
-    pub mac: Option<String>,
+    pub mac: Option<MacAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -220,23 +228,52 @@ pub struct ServiceConfig {
     pub port: u16,
     #[serde(default = "defaults::protocol")]
     pub protocol: Protocol,
-    pub mode: Mode,
+    pub mode: ForwardMode,
     #[serde(default = "defaults::scheduler")]
-    pub scheduler: SchedulerName,
+    pub scheduler: Scheduler,
     #[serde(default)]
     pub persistence: Option<PersistenceConfig>,
     #[serde(default = "defaults::tcp_idle")]
-    pub tcp_idle_timeout: f64,
+    pub tcp_idle_timeout: Seconds,
     #[serde(default = "defaults::udp_idle")]
-    pub udp_idle_timeout: f64,
+    pub udp_idle_timeout: Seconds,
     /// Idle timeout once the client sent FIN or RST.
     #[serde(default = "defaults::closing")]
-    pub closing_timeout: f64,
+    pub closing_timeout: Seconds,
     #[serde(default = "defaults::maglev_size")]
     pub maglev_size: u32,
     #[serde(default)]
     pub health_check: Option<HealthCheckConfig>,
     pub backends: Vec<BackendConfig>,
+}
+
+/// A service's identity across reloads: VIP, protocol and port.
+pub type ServiceKey = (Ipv4Addr, Protocol, u16);
+
+impl ServiceConfig {
+    pub fn key(&self) -> ServiceKey {
+        (self.vip, self.protocol, self.port)
+    }
+
+    /// `VIP:PORT/PROTO` as tables and metrics show it (`*` for every port).
+    pub fn name(&self) -> String {
+        let p = if self.port == 0 { "*".to_string() } else { self.port.to_string() };
+        format!("{}:{p}/{}", self.vip, self.protocol.name())
+    }
+
+    /// Whether `ident` names this service: `VIP` or `VIP:PORT`.
+    pub fn answers_to(&self, ident: &str) -> bool {
+        ident == self.vip.to_string() || ident == format!("{}:{}", self.vip, self.port)
+    }
+
+    /// Whether the service hashes clients onto backends (its Maglev table schedules them).
+    pub fn uses_maglev(&self) -> bool {
+        self.persistence.is_some()
+            || matches!(
+                self.scheduler,
+                Scheduler::Maglev | Scheduler::SourceHash | Scheduler::DestinationHash
+            )
+    }
 }
 
 mod defaults {
@@ -253,41 +290,41 @@ mod defaults {
     pub fn metrics() -> Option<SocketAddr> {
         Some(SocketAddr::from(([127, 0, 0, 1], 9180)))
     }
-    pub fn role() -> Role {
-        Role::Lan
+    pub fn role() -> PortRole {
+        PortRole::Lan
     }
     pub fn mtu() -> u16 {
         1500
     }
-    pub fn arp_refresh() -> f64 {
-        30.0
+    pub fn arp_refresh() -> Seconds {
+        Seconds(30.0)
     }
-    pub fn arp_expiry() -> f64 {
-        90.0
+    pub fn arp_expiry() -> Seconds {
+        Seconds(90.0)
     }
     pub fn protocol() -> Protocol {
         Protocol::Tcp
     }
-    pub fn scheduler() -> SchedulerName {
-        SchedulerName::Maglev
+    pub fn scheduler() -> Scheduler {
+        Scheduler::Maglev
     }
-    pub fn tcp_idle() -> f64 {
-        300.0
+    pub fn tcp_idle() -> Seconds {
+        Seconds(300.0)
     }
-    pub fn udp_idle() -> f64 {
-        30.0
+    pub fn udp_idle() -> Seconds {
+        Seconds(30.0)
     }
-    pub fn closing() -> f64 {
-        10.0
+    pub fn closing() -> Seconds {
+        Seconds(10.0)
     }
     pub fn maglev_size() -> u32 {
         dataplane::maglev::DEFAULT_SIZE
     }
-    pub fn interval() -> f64 {
-        2.0
+    pub fn interval() -> Seconds {
+        Seconds(2.0)
     }
-    pub fn timeout() -> f64 {
-        1.0
+    pub fn timeout() -> Seconds {
+        Seconds(1.0)
     }
     pub fn rise() -> u32 {
         2
@@ -301,19 +338,6 @@ mod defaults {
     pub fn data_room() -> u16 {
         2048 + 128
     }
-}
-
-/// Parse `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut m = [0u8; 6];
-    for (i, p) in parts.iter().enumerate() {
-        m[i] = u8::from_str_radix(p, 16).ok()?;
-    }
-    Some(m)
 }
 
 /// A configuration error: what, where in the structure, and where in the file.
@@ -338,30 +362,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// A port address with its subnet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    pub addr: Ipv4Addr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (a, p) = s.split_once('/').ok_or_else(|| format!("{s:?} is not ADDRESS/PREFIX"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
-        let prefix: u8 = p.parse().map_err(|_| format!("{p:?} is not a prefix length"))?;
-        if prefix > 32 {
-            return Err(format!("prefix length {prefix} is over 32"));
-        }
-        Ok(Cidr { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
-        u32::from(ip) & mask == u32::from(self.addr) & mask
-    }
-}
-
 impl Config {
     /// Read, parse and validate a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -377,8 +377,8 @@ impl Config {
     /// Parse and validate configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let cfg = parse_ron(text)?;
-        cfg.validate().map_err(|(path, message)| {
-            let (line, column) = locate(text, &path).unwrap_or((0, 0));
+        validate::validate(&cfg).map_err(|(path, message)| {
+            let (line, column) = locate::locate(text, &path).unwrap_or((0, 0));
             ConfigError { path, line, column, message }
         })?;
         Ok(cfg)
@@ -389,14 +389,9 @@ impl Config {
     pub fn advisories(&self) -> Vec<String> {
         let mut v = Vec::new();
         for (i, s) in self.services.iter().enumerate() {
-            let uses_maglev = s.persistence.is_some()
-                || matches!(
-                    s.scheduler,
-                    SchedulerName::Maglev | SchedulerName::SourceHash | SchedulerName::DestinationHash
-                );
             let n = s.backends.iter().filter(|b| b.weight > 0).count();
             let want = dataplane::maglev::size_for_backends(n);
-            if uses_maglev && (s.maglev_size as u64) < want {
+            if s.uses_maglev() && (s.maglev_size as u64) < want {
                 v.push(format!(
                     "services[{i}].maglev_size: {} slots for {n} backends: removing one backend may move \
                      about {:.1}x its share of new-flow slots; a prime of at least 10 x backends² (e.g. {}) \
@@ -411,186 +406,13 @@ impl Config {
     }
 
     /// Which ports have which subnets, by index.
-    pub fn port_subnets(&self) -> Vec<Vec<Cidr>> {
-        self.ports.iter().map(|p| p.addresses.iter().filter_map(|a| Cidr::parse(a).ok()).collect()).collect()
+    pub fn port_subnets(&self) -> Vec<Vec<Ipv4Cidr>> {
+        self.ports.iter().map(|p| p.addresses.clone()).collect()
     }
 
-    /// Semantic checks; the error is (field path, message).
-    fn validate(&self) -> Result<(), (String, String)> {
-        if self.ports.is_empty() {
-            return Err(("ports".into(), "at least one port is needed".into()));
-        }
-        let roles: Vec<Role> = self.ports.iter().map(|p| p.role).collect();
-        let lan = roles.iter().filter(|r| **r == Role::Lan).count();
-        let client = roles.iter().filter(|r| **r == Role::Client).count();
-        let server = roles.iter().filter(|r| **r == Role::Server).count();
-        if lan > 0 && (client > 0 || server > 0) {
-            return Err(("ports".into(), "mix of one-arm (lan) and inline (client/server) ports".into()));
-        }
-        if lan == 0 && (client != 1 || server != 1) {
-            return Err(("ports".into(), "inline mode needs exactly one client and one server port".into()));
-        }
-        let mut lb_addrs = HashSet::new();
-        for (i, p) in self.ports.iter().enumerate() {
-            let at = |f: &str| format!("ports[{i}].{f}");
-            if p.device.trim().is_empty() {
-                return Err((at("device"), "empty device".into()));
-            }
-            if p.addresses.is_empty() {
-                return Err((at("addresses"), "the LB needs an address on every port (ARP, probes)".into()));
-            }
-            for (k, a) in p.addresses.iter().enumerate() {
-                let c = Cidr::parse(a).map_err(|e| (format!("ports[{i}].addresses[{k}]"), e))?;
-                lb_addrs.insert(c.addr);
-            }
-            if !(576..=9600).contains(&p.mtu) {
-                return Err((at("mtu"), format!("MTU {} outside 576..=9600", p.mtu)));
-            }
-            if let Some(gw) = p.gateway {
-                if !self.port_subnets()[i].iter().any(|c| c.contains(gw)) {
-                    return Err((at("gateway"), format!("gateway {gw} is not on any of the port's subnets")));
-                }
-            }
-        }
-        if let Some(m) = &self.mempool {
-            if m.mbufs < 1024 || m.data_room < 256 {
-                return Err(("mempool".into(), "at least 1024 mbufs of at least 256 bytes".into()));
-            }
-        }
-        if self.flow_table_size < 1024 {
-            return Err(("flow_table_size".into(), "at least 1024 flows".into()));
-        }
-        if self.arp.refresh <= 0.0 || self.arp.expiry <= self.arp.refresh {
-            return Err(("arp".into(), "refresh must be > 0 and expiry longer than refresh".into()));
-        }
-        let subnets = self.port_subnets();
-        let mut keys: HashMap<(Ipv4Addr, Protocol, u16), usize> = HashMap::new();
-        // DSCP code → (VIP, service index) per real server: one code means one VIP to a server.
-        let mut dscp_use: HashMap<(Ipv4Addr, u8), (Ipv4Addr, usize)> = HashMap::new();
-        for (i, s) in self.services.iter().enumerate() {
-            let at = |f: &str| format!("services[{i}].{f}");
-            if let Some(j) = keys.insert((s.vip, s.protocol, s.port), i) {
-                return Err((
-                    at("vip"),
-                    format!("{}:{} {:?} is already defined by services[{j}]", s.vip, s.port, s.protocol),
-                ));
-            }
-            if lb_addrs.contains(&s.vip) {
-                return Err((at("vip"), format!("{} is an LB address, not a VIP", s.vip)));
-            }
-            if let Mode::Dscp(code) = s.mode {
-                if !(1..=63).contains(&code) {
-                    return Err((at("mode"), format!("DSCP {code} outside 1..=63")));
-                }
-            }
-            if !dataplane::maglev::is_prime(s.maglev_size) || s.maglev_size < 251 {
-                return Err((at("maglev_size"), format!("{} is not a prime >= 251", s.maglev_size)));
-            }
-            for (name, v) in [
-                ("tcp_idle_timeout", s.tcp_idle_timeout),
-                ("udp_idle_timeout", s.udp_idle_timeout),
-                ("closing_timeout", s.closing_timeout),
-            ] {
-                if !(v > 0.0 && v <= 86_400.0) {
-                    return Err((at(name), format!("{v} s outside (0, 86400]")));
-                }
-            }
-            if let Some(p) = &s.persistence {
-                if !(p.timeout > 0.0 && p.timeout <= 86_400.0) {
-                    return Err((at("persistence.timeout"), format!("{} s outside (0, 86400]", p.timeout)));
-                }
-            }
-            if let Some(h) = &s.health_check {
-                if h.interval.is_nan() || h.interval < 0.1 {
-                    return Err((at("health_check.interval"), "at least 0.1 s".into()));
-                }
-                if !(h.timeout > 0.0 && h.timeout <= h.interval) {
-                    return Err((
-                        at("health_check.timeout"),
-                        "must be > 0 and no longer than the interval".into(),
-                    ));
-                }
-                if h.rise == 0 || h.fall == 0 {
-                    return Err((at("health_check"), "rise and fall must be at least 1".into()));
-                }
-                if let Check::Http { path, status } = &h.check {
-                    if !path.starts_with('/') || path.contains(char::is_whitespace) {
-                        return Err((
-                            at("health_check.check"),
-                            format!("HTTP path {path:?} must start with / and hold no spaces"),
-                        ));
-                    }
-                    if !(100..=599).contains(status) {
-                        return Err((
-                            at("health_check.check"),
-                            format!("HTTP status {status} outside 100..=599"),
-                        ));
-                    }
-                }
-                if (h.port.unwrap_or(s.port) == 0) && !matches!(h.check, Check::Icmp) {
-                    return Err((
-                        at("health_check.port"),
-                        "an every-port service needs a port to probe".into(),
-                    ));
-                }
-                if s.protocol == Protocol::Udp && !matches!(h.check, Check::Icmp) {
-                    return Err((
-                        at("health_check.check"),
-                        "UDP services can be checked by icmp only".into(),
-                    ));
-                }
-            }
-            let mut seen = HashSet::new();
-            for (k, b) in s.backends.iter().enumerate() {
-                let bat = |f: &str| format!("services[{i}].backends[{k}].{f}");
-                if !seen.insert(b.ip) {
-                    return Err((bat("ip"), format!("{} listed twice", b.ip)));
-                }
-                if lb_addrs.contains(&b.ip) {
-                    return Err((bat("ip"), format!("{} is an LB address", b.ip)));
-                }
-                let on_link = subnets.iter().any(|cs| cs.iter().any(|c| c.contains(b.ip)));
-                match s.mode {
-                    Mode::L2 if !on_link => {
-                        return Err((
-                            bat("ip"),
-                            format!("l2 backend {} is outside every port's subnet (l2 DSR needs the same segment)", b.ip),
-                        ));
-                    }
-                    Mode::Ipip | Mode::Dscp(_)
-                        if !on_link && self.ports.iter().all(|p| p.gateway.is_none()) =>
-                    {
-                        return Err((
-                            bat("ip"),
-                            format!("{} is not on a port's subnet and no port has a gateway", b.ip),
-                        ));
-                    }
-                    _ => {}
-                }
-                if let Some(m) = &b.mac {
-                    if parse_mac(m).is_none() {
-                        return Err((bat("mac"), format!("{m:?} is not a MAC address (aa:bb:cc:dd:ee:ff)")));
-                    }
-                }
-                if b.weight > 1_000_000 {
-                    return Err((bat("weight"), "at most 1000000".into()));
-                }
-                if let Mode::Dscp(code) = s.mode {
-                    if let Some((other, j)) = dscp_use.insert((b.ip, code), (s.vip, i)) {
-                        if other != s.vip {
-                            return Err((
-                                at("mode"),
-                                format!(
-                                    "DSCP {code} already marks VIP {other} (services[{j}]) for server {}",
-                                    b.ip
-                                ),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
+    /// One-arm (`lan` ports) or inline (a `client` and a `server` port).
+    pub fn is_inline(&self) -> bool {
+        self.ports.iter().any(|p| p.role == PortRole::Client)
     }
 }
 
@@ -610,7 +432,7 @@ fn parse_ron(text: &str) -> Result<Config, ConfigError> {
             let path = if path == "." { String::new() } else { path };
             // Point at the start of the field when the text has it; ron's own position (after
             // the token) otherwise, e.g. for a syntax error.
-            let (line, column) = crate::locate::locate_exact(text, &path)
+            let (line, column) = locate::locate_exact(text, &path)
                 .filter(|_| !path.is_empty())
                 .unwrap_or((spanned.position.line, spanned.position.col));
             Err(ConfigError { path, line, column, message: spanned.code.to_string() })
@@ -644,10 +466,10 @@ mod tests {
     #[test]
     fn good_config_parses_with_defaults() {
         let c = Config::parse(GOOD).unwrap();
-        assert_eq!(c.ports[0].role, Role::Lan);
+        assert_eq!(c.ports[0].role, PortRole::Lan);
         assert_eq!(c.ports[0].mtu, 1500);
         assert_eq!(c.services[0].backends[1].weight, 3);
-        assert_eq!(c.services[1].mode, Mode::Dscp(7));
+        assert_eq!(c.services[1].mode, ForwardMode::Dscp(7));
         assert_eq!(c.services[2].protocol, Protocol::Udp);
         assert!(c.services[2].backends[0].drain);
         assert_eq!(c.services[0].health_check.as_ref().unwrap().rise, 2);

@@ -1,0 +1,187 @@
+//! The semantic checks of a configuration that parsed: each failure is the field path it is
+//! about and what is wrong, so `Config::parse` can point at the line and column.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+
+use dataplane::snapshot::{ForwardMode, PortRole};
+
+use super::{Check, Config, HealthCheckConfig, Protocol, Seconds, ServiceConfig};
+
+/// (field path, message)
+pub type Invalid = (String, String);
+
+pub fn validate(cfg: &Config) -> Result<(), Invalid> {
+    ports(cfg)?;
+    if let Some(m) = &cfg.mempool {
+        if m.mbufs < 1024 || m.data_room < 256 {
+            return Err(("mempool".into(), "at least 1024 mbufs of at least 256 bytes".into()));
+        }
+    }
+    if cfg.flow_table_size < 1024 {
+        return Err(("flow_table_size".into(), "at least 1024 flows".into()));
+    }
+    if cfg.arp.refresh.get() <= 0.0 || cfg.arp.expiry <= cfg.arp.refresh {
+        return Err(("arp".into(), "refresh must be > 0 and expiry longer than refresh".into()));
+    }
+    let lb_addrs: HashSet<Ipv4Addr> =
+        cfg.ports.iter().flat_map(|p| p.addresses.iter().map(|c| c.addr)).collect();
+    let mut keys: HashMap<(Ipv4Addr, Protocol, u16), usize> = HashMap::new();
+    // DSCP code → (VIP, service index) per real server: one code means one VIP to a server.
+    let mut dscp_use: HashMap<(Ipv4Addr, u8), (Ipv4Addr, usize)> = HashMap::new();
+    for (i, s) in cfg.services.iter().enumerate() {
+        let at = |f: &str| format!("services[{i}].{f}");
+        if let Some(j) = keys.insert(s.key(), i) {
+            return Err((
+                at("vip"),
+                format!("{}:{} {:?} is already defined by services[{j}]", s.vip, s.port, s.protocol),
+            ));
+        }
+        if lb_addrs.contains(&s.vip) {
+            return Err((at("vip"), format!("{} is an LB address, not a VIP", s.vip)));
+        }
+        service(cfg, i, s, &lb_addrs)?;
+        if let ForwardMode::Dscp(code) = s.mode {
+            for b in &s.backends {
+                if let Some((other, j)) = dscp_use.insert((b.ip, code), (s.vip, i)) {
+                    if other != s.vip {
+                        return Err((
+                            at("mode"),
+                            format!(
+                                "DSCP {code} already marks VIP {other} (services[{j}]) for server {}",
+                                b.ip
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ports(cfg: &Config) -> Result<(), Invalid> {
+    if cfg.ports.is_empty() {
+        return Err(("ports".into(), "at least one port is needed".into()));
+    }
+    let count = |r: PortRole| cfg.ports.iter().filter(|p| p.role == r).count();
+    let (lan, client, server) = (count(PortRole::Lan), count(PortRole::Client), count(PortRole::Server));
+    if lan > 0 && (client > 0 || server > 0) {
+        return Err(("ports".into(), "mix of one-arm (lan) and inline (client/server) ports".into()));
+    }
+    if lan == 0 && (client != 1 || server != 1) {
+        return Err(("ports".into(), "inline mode needs exactly one client and one server port".into()));
+    }
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let at = |f: &str| format!("ports[{i}].{f}");
+        if p.device.trim().is_empty() {
+            return Err((at("device"), "empty device".into()));
+        }
+        if p.addresses.is_empty() {
+            return Err((at("addresses"), "the LB needs an address on every port (ARP, probes)".into()));
+        }
+        if !(576..=9600).contains(&p.mtu) {
+            return Err((at("mtu"), format!("MTU {} outside 576..=9600", p.mtu)));
+        }
+        if let Some(gw) = p.gateway {
+            if !p.addresses.iter().any(|c| c.contains(gw)) {
+                return Err((at("gateway"), format!("gateway {gw} is not on any of the port's subnets")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn service(cfg: &Config, i: usize, s: &ServiceConfig, lb_addrs: &HashSet<Ipv4Addr>) -> Result<(), Invalid> {
+    let at = |f: &str| format!("services[{i}].{f}");
+    s.mode.check().map_err(|e| (at("mode"), e))?;
+    dataplane::maglev::check_size(s.maglev_size).map_err(|e| (at("maglev_size"), e))?;
+    for (name, v) in [
+        ("tcp_idle_timeout", s.tcp_idle_timeout),
+        ("udp_idle_timeout", s.udp_idle_timeout),
+        ("closing_timeout", s.closing_timeout),
+    ] {
+        within(v, 0.0, 86_400.0).map_err(|e| (at(name), e))?;
+    }
+    if let Some(p) = &s.persistence {
+        within(p.timeout, 0.0, 86_400.0).map_err(|e| (at("persistence.timeout"), e))?;
+    }
+    if let Some(h) = &s.health_check {
+        health_check(s, h).map_err(|(f, e)| (at(&format!("health_check{f}")), e))?;
+    }
+    let mut seen = HashSet::new();
+    for (k, b) in s.backends.iter().enumerate() {
+        let bat = |f: &str| format!("services[{i}].backends[{k}].{f}");
+        if !seen.insert(b.ip) {
+            return Err((bat("ip"), format!("{} listed twice", b.ip)));
+        }
+        if lb_addrs.contains(&b.ip) {
+            return Err((bat("ip"), format!("{} is an LB address", b.ip)));
+        }
+        let on_link = cfg.ports.iter().any(|p| p.addresses.iter().any(|c| c.contains(b.ip)));
+        match s.mode {
+            ForwardMode::L2 if !on_link => {
+                return Err((
+                    bat("ip"),
+                    format!(
+                        "l2 backend {} is outside every port's subnet (l2 DSR needs the same segment)",
+                        b.ip
+                    ),
+                ));
+            }
+            ForwardMode::Ipip | ForwardMode::Dscp(_)
+                if !on_link && cfg.ports.iter().all(|p| p.gateway.is_none()) =>
+            {
+                return Err((
+                    bat("ip"),
+                    format!("{} is not on a port's subnet and no port has a gateway", b.ip),
+                ));
+            }
+            _ => {}
+        }
+        if b.weight > 1_000_000 {
+            return Err((bat("weight"), "at most 1000000".into()));
+        }
+    }
+    Ok(())
+}
+
+/// A health check's fields; the path returned is relative to `health_check`.
+fn health_check(s: &ServiceConfig, h: &HealthCheckConfig) -> Result<(), Invalid> {
+    if h.interval.get() < 0.1 {
+        return Err((".interval".into(), "at least 0.1 s".into()));
+    }
+    if !(h.timeout.get() > 0.0 && h.timeout <= h.interval) {
+        return Err((".timeout".into(), "must be > 0 and no longer than the interval".into()));
+    }
+    if h.rise == 0 || h.fall == 0 {
+        return Err((String::new(), "rise and fall must be at least 1".into()));
+    }
+    if let Check::Http { path, status } = &h.check {
+        if !path.starts_with('/') || path.contains(char::is_whitespace) {
+            return Err((
+                ".check".into(),
+                format!("HTTP path {path:?} must start with / and hold no spaces"),
+            ));
+        }
+        if !(100..=599).contains(status) {
+            return Err((".check".into(), format!("HTTP status {status} outside 100..=599")));
+        }
+    }
+    if h.port.unwrap_or(s.port) == 0 && !matches!(h.check, Check::Icmp) {
+        return Err((".port".into(), "an every-port service needs a port to probe".into()));
+    }
+    if s.protocol == Protocol::Udp && !matches!(h.check, Check::Icmp) {
+        return Err((".check".into(), "UDP services can be checked by icmp only".into()));
+    }
+    Ok(())
+}
+
+/// `v` in `(low, high]`.
+fn within(v: Seconds, low: f64, high: f64) -> Result<(), String> {
+    if v.get() > low && v.get() <= high {
+        Ok(())
+    } else {
+        Err(format!("{v} outside ({low}, {high}]"))
+    }
+}

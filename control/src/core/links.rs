@@ -1,0 +1,168 @@
+//! The control core's links to the workers and ports: publishing snapshots (epochs), asking
+//! for and collecting counters, sending frames and taking the frames the workers punted.
+//!
+//! `Links` is what the control core needs of them; `DpdkLinks` is the real thing (lock-free
+//! rings to worker lcores, mbufs, DPDK ports), and tests drive the control core through an
+//! in-memory implementation instead.
+
+use std::sync::Arc;
+
+use dataplane::{Counters, Snapshot};
+use dpdk_bindings::{Mempool, Port};
+use log::warn;
+
+use crate::view::PortCounters;
+use crate::worker::{Command, Reply, Rings};
+
+/// What a worker publishes about itself when asked.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerStats {
+    pub counters: Counters,
+    /// Live flows per backend id held by this worker.
+    pub active: Vec<u32>,
+    pub flows: usize,
+    pub flow_capacity: usize,
+    /// The snapshot epoch the worker runs.
+    pub epoch: u64,
+    pub tx_dropped: u64,
+    pub punt_dropped: u64,
+}
+
+pub trait Links {
+    /// Hand `snap` to every worker; `false` if some worker could not take it now (its command
+    /// ring is full: a stuck worker), to be retried.
+    fn publish(&mut self, snap: &Arc<Snapshot>) -> bool;
+    /// Take the workers' replies: retired snapshots are freed here, counters kept.
+    fn collect(&mut self);
+    /// Ask every worker for fresh counters (answered through `collect`).
+    fn request_stats(&mut self);
+    /// The latest counters of each worker.
+    fn worker_stats(&self) -> &[WorkerStats];
+    /// Send a frame on `port`; `false` if it was dropped (no buffer, ring full).
+    fn send(&mut self, port: u16, frame: &[u8]) -> bool;
+    /// Copy the next frame a worker punted into `buf`; its port, or `None` when there is none.
+    fn next_punted(&mut self, buf: &mut Vec<u8>) -> Option<u16>;
+    /// Device counters and link state of each port.
+    fn port_counters(&self) -> Vec<PortCounters>;
+}
+
+/// Workers on DPDK lcores, reached through lock-free rings; frames in mbufs.
+pub struct DpdkLinks {
+    pool: Arc<Mempool>,
+    ports: Vec<Port>,
+    rings: Vec<Rings>,
+    /// Buffers lent to each worker for its counters (`None` while the worker holds it).
+    stats_bufs: Vec<Option<Box<WorkerStats>>>,
+    stats: Vec<WorkerStats>,
+    /// The ring the next punted frame is taken from: rings are drained in turn, one frame at a
+    /// time, so that no worker's flood starves the others.
+    next_ring: usize,
+}
+
+impl DpdkLinks {
+    pub fn new(pool: Arc<Mempool>, ports: Vec<Port>, rings: Vec<Rings>) -> DpdkLinks {
+        let n = rings.len();
+        DpdkLinks {
+            pool,
+            ports,
+            rings,
+            stats_bufs: (0..n).map(|_| Some(Box::<WorkerStats>::default())).collect(),
+            stats: vec![WorkerStats::default(); n],
+            next_ring: 0,
+        }
+    }
+}
+
+impl Links for DpdkLinks {
+    fn publish(&mut self, snap: &Arc<Snapshot>) -> bool {
+        for r in &self.rings {
+            // Commands are few; a full ring means a stuck worker, so log and retry later.
+            if r.commands.push(Command::Install(snap.clone())).is_err() {
+                warn!("worker command ring full; snapshot {} delayed", snap.epoch);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn collect(&mut self) {
+        for (w, r) in self.rings.iter().enumerate() {
+            while let Some(reply) = r.replies.pop() {
+                match reply {
+                    Reply::Retired(old) => drop(old), // freed here, off the fast path
+                    Reply::Stats(b) => {
+                        self.stats[w].clone_from(&b);
+                        self.stats_bufs[w] = Some(b);
+                    }
+                }
+            }
+        }
+    }
+
+    fn request_stats(&mut self) {
+        for (w, r) in self.rings.iter().enumerate() {
+            if let Some(b) = self.stats_bufs[w].take() {
+                if let Err(Command::Stats(b)) = r.commands.push(Command::Stats(b)) {
+                    self.stats_bufs[w] = Some(b);
+                }
+            }
+        }
+    }
+
+    fn worker_stats(&self) -> &[WorkerStats] {
+        &self.stats
+    }
+
+    fn send(&mut self, port: u16, frame: &[u8]) -> bool {
+        let Some(mut m) = self.pool.alloc() else {
+            warn!("mempool dry: control frame dropped");
+            return false;
+        };
+        if !m.append(frame.len()) {
+            return false;
+        }
+        m.data_mut().copy_from_slice(frame);
+        // Worker 0 transmits for the control core (see Rings::outbound).
+        if self.rings[0].outbound.push((port, m)).is_err() {
+            warn!("outbound ring full: control frame dropped");
+            return false;
+        }
+        true
+    }
+
+    fn next_punted(&mut self, buf: &mut Vec<u8>) -> Option<u16> {
+        let n = self.rings.len();
+        for k in 0..n {
+            let w = (self.next_ring + k) % n;
+            if let Some((port, m)) = self.rings[w].punted.pop() {
+                self.next_ring = (w + 1) % n;
+                buf.clear();
+                buf.extend_from_slice(m.data());
+                return Some(port);
+            }
+        }
+        None
+    }
+
+    fn port_counters(&self) -> Vec<PortCounters> {
+        self.ports
+            .iter()
+            .map(|p| {
+                let st = p.stats().unwrap_or_default();
+                let link = p.link().ok();
+                PortCounters {
+                    link_up: link.is_some_and(|l| l.up),
+                    speed_mbps: link.map_or(0, |l| l.speed_mbps),
+                    rx_packets: st.rx_packets,
+                    tx_packets: st.tx_packets,
+                    rx_bytes: st.rx_bytes,
+                    tx_bytes: st.tx_bytes,
+                    rx_missed: st.rx_missed,
+                    rx_errors: st.rx_errors,
+                    tx_errors: st.tx_errors,
+                    rx_no_mbuf: st.rx_no_mbuf,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,414 @@
+//! The control core: the only writer of configuration. Its loop answers ARP and ICMP echo,
+//! resolves MACs, probes backends along the DSR path, publishes snapshots to the workers,
+//! gathers counters into the operator's view, and carries out reloads and ctl commands.
+//!
+//! Each concern has its room: `links` (workers and ports), `responder` (frames answered),
+//! `health` (the rise/fall machine), `view` (the operator's picture); this file ties them
+//! together and owns the loop. It is generic over `Links`, so it runs in tests without DPDK.
+
+pub mod health;
+pub mod links;
+pub mod responder;
+pub mod view;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use dataplane::wire::{ArpPacket, EthernetFrame, MacAddr, ETHERTYPE_ARP};
+use dataplane::Snapshot;
+use log::{error, info, warn};
+
+use crate::config::{Config, HealthCheckConfig};
+use crate::ctl::{CtlCommand, CtlRequest};
+use crate::errors::ReloadError;
+use crate::probe::{wire::ip_of, Outcome, Prober, Target};
+use crate::runtime::Runtime;
+use crate::view::View;
+use health::Transition;
+use links::Links;
+use view::ControlCounters;
+
+/// How often neighbours and health checks are looked at.
+const TICK: Duration = Duration::from_millis(5);
+/// How often the view (ctl, metrics) is refreshed from the workers' counters.
+const VIEW_EVERY: Duration = Duration::from_millis(500);
+/// Punted frames handled per loop pass before timers get their turn.
+const FRAMES_PER_PASS: usize = 256;
+
+pub struct ControlCore<L: Links> {
+    links: L,
+    pub rt: Runtime,
+    prober: Prober,
+    /// The snapshot the workers run (or are about to): probes take their paths from it.
+    current: Arc<Snapshot>,
+    /// State changed: a new snapshot must be built and published.
+    dirty: bool,
+    counters: ControlCounters,
+    reloads: u64,
+    last_reload_error: Option<String>,
+    config_path: PathBuf,
+    start: Instant,
+    view: Arc<Mutex<View>>,
+    last_tick: Option<Instant>,
+    last_view: Option<Instant>,
+    /// The punted frame being handled (reused: no allocation per frame).
+    frame: Vec<u8>,
+}
+
+impl<L: Links> ControlCore<L> {
+    /// A control core over `links`, with `snapshot` (built from `rt`) already running on the
+    /// workers.
+    pub fn new(
+        links: L,
+        rt: Runtime,
+        snapshot: Arc<Snapshot>,
+        config_path: PathBuf,
+        view: Arc<Mutex<View>>,
+        now: Instant,
+    ) -> Self {
+        ControlCore {
+            links,
+            rt,
+            prober: Prober::new(now),
+            current: snapshot,
+            dirty: false,
+            counters: ControlCounters::default(),
+            reloads: 0,
+            last_reload_error: None,
+            config_path,
+            start: now,
+            view,
+            last_tick: None,
+            last_view: None,
+            frame: Vec::with_capacity(2048),
+        }
+    }
+
+    /// The loop, until `term` is set: SIGHUP (`hup`) and ctl requests are served between passes.
+    pub fn run(&mut self, term: &AtomicBool, hup: &AtomicBool, requests: &Receiver<CtlRequest>) {
+        self.announce_vips();
+        while !term.load(Ordering::Relaxed) {
+            let busy = self.poll(Instant::now());
+            if hup.swap(false, Ordering::Relaxed) {
+                match self.reload() {
+                    Ok(m) => info!("SIGHUP: {m}"),
+                    Err(e) => error!("SIGHUP: reload refused: {e}"),
+                }
+            }
+            while let Ok(req) = requests.try_recv() {
+                let r = self.handle_ctl(req.cmd);
+                let _ = req.reply.send(r);
+            }
+            if !busy {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+
+    /// One pass: punted frames, then timers (neighbours, probes, view) when due, then a new
+    /// snapshot if anything changed. Returns whether there was work.
+    pub fn poll(&mut self, now: Instant) -> bool {
+        let mut busy = self.drain_punted(now);
+        if self.last_tick.is_none_or(|t| now.duration_since(t) >= TICK) {
+            self.last_tick = Some(now);
+            self.tick(now);
+            busy = true;
+        }
+        self.links.collect();
+        if self.last_view.is_none_or(|t| now.duration_since(t) >= VIEW_EVERY) {
+            self.last_view = Some(now);
+            self.links.request_stats();
+            self.update_view(now);
+        }
+        if self.dirty {
+            self.publish(now);
+        }
+        busy
+    }
+
+    /// The snapshot the workers were last given.
+    pub fn current(&self) -> &Arc<Snapshot> {
+        &self.current
+    }
+
+    pub fn links(&self) -> &L {
+        &self.links
+    }
+
+    pub fn links_mut(&mut self) -> &mut L {
+        &mut self.links
+    }
+
+    fn publish(&mut self, now: Instant) {
+        match self.rt.build_snapshot(now) {
+            Ok(s) => {
+                let s = Arc::new(s);
+                if self.links.publish(&s) {
+                    self.current = s;
+                    self.dirty = false;
+                }
+            }
+            Err(e) => error!("snapshot rejected: {e}"),
+        }
+    }
+
+    fn send(&mut self, port: u16, frame: &[u8]) {
+        self.links.send(port, frame);
+    }
+
+    fn drain_punted(&mut self, now: Instant) -> bool {
+        let mut frame = std::mem::take(&mut self.frame);
+        let mut n = 0;
+        while n < FRAMES_PER_PASS {
+            let Some(port) = self.links.next_punted(&mut frame) else { break };
+            n += 1;
+            self.counters.frames += 1;
+            self.handle_frame(port, &frame, now);
+        }
+        self.frame = frame;
+        n > 0
+    }
+
+    fn handle_frame(&mut self, port: u16, frame: &[u8], now: Instant) {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else { return };
+        if eth.ethertype() == ETHERTYPE_ARP {
+            let Ok(a) = ArpPacket::new_checked(eth.payload()) else { return };
+            let sender = Ipv4Addr::from(a.sender_ip());
+            if let Some(change) = self.rt.neigh.learn(port, sender, MacAddr(a.sender_mac()), now) {
+                info!("neighbour: {change:?}");
+                self.dirty = true;
+            }
+            if let Some(reply) = responder::arp_reply(&self.rt, port, &a) {
+                self.counters.arp_replies += 1;
+                self.send(port, &reply);
+            }
+            return;
+        }
+        if let Some(reply) = responder::echo_reply(&self.rt, port, frame) {
+            self.counters.echo_replies += 1;
+            self.send(port, &reply);
+            return;
+        }
+        if let Some(ip) = ip_of(frame) {
+            if self.prober.on_packet(ip, now) {
+                self.counters.probe_replies += 1;
+            }
+        }
+    }
+
+    /// Gratuitous ARP for every VIP and LB address, at start and after a reload.
+    fn announce_vips(&mut self) {
+        let mut out = Vec::new();
+        for p in self.rt.vip_ports() {
+            for v in self.rt.vips() {
+                out.push((p, responder::gratuitous_arp(self.rt.port_macs[p as usize], v)));
+            }
+        }
+        for (i, cs) in self.rt.subnets.iter().enumerate() {
+            for c in cs {
+                out.push((i as u16, responder::gratuitous_arp(self.rt.port_macs[i], c.addr)));
+            }
+        }
+        for (p, f) in out {
+            self.send(p, &f);
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        // Neighbours: ask for those due, notice expiry.
+        let (ask, expired) = self.rt.neigh.due(now);
+        if !expired.is_empty() {
+            for e in &expired {
+                warn!("neighbour: {e:?}");
+            }
+            self.dirty = true;
+        }
+        for (port, ip) in ask {
+            let f = responder::arp_request(self.rt.port_macs[port as usize], self.rt.lb_addr(port), ip);
+            self.send(port, &f);
+        }
+        // Health checks due. Only those are looked at further: with thousands of backends,
+        // building every probe target on every tick was most of the control core's work.
+        let due: Vec<u32> = self
+            .checked_backends()
+            .filter(|id| self.rt.health.get(id).is_some_and(|h| h.is_due(now)) && !self.prober.in_flight(*id))
+            .collect();
+        let mut out = Vec::new();
+        let mut finished = Vec::new();
+        for id in due {
+            let Some(t) = self.probe_target(id) else { continue };
+            if let Some(h) = self.rt.health.get_mut(&id) {
+                h.schedule_next(now, t.interval);
+            }
+            self.prober.remember(&t.target);
+            if let Some(o) = self.prober.start(t.target, now, &mut out) {
+                finished.push((id, o));
+            }
+        }
+        finished.extend(self.prober.poll(now, &mut out));
+        for (p, f) in out {
+            self.send(p, &f);
+        }
+        for (b, o) in finished {
+            self.record(b, o);
+        }
+    }
+
+    /// The service's health check behind a checked backend id.
+    fn check_of(&self, backend: u32) -> Option<&HealthCheckConfig> {
+        let (_, s, _) = self.rt.backend_config(backend)?;
+        s.health_check.as_ref()
+    }
+
+    /// Ids of every backend whose service has a health check.
+    fn checked_backends(&self) -> impl Iterator<Item = u32> + '_ {
+        self.rt
+            .cfg
+            .services
+            .iter()
+            .filter(|s| s.health_check.is_some())
+            .flat_map(move |s| s.backends.iter().map(move |b| self.rt.backend_id(s, b.ip)))
+    }
+
+    /// How to probe a checked backend now: along the path the workers forward it by.
+    fn probe_target(&self, backend: u32) -> Option<Scheduled> {
+        let (si, s, _) = self.rt.backend_config(backend)?;
+        let h = s.health_check.as_ref()?;
+        let path = self.current.forward(si, backend).filter(|f| f.resolved).copied();
+        Some(Scheduled {
+            target: Target {
+                backend,
+                check: h.check.clone(),
+                vip: s.vip,
+                port: h.port.unwrap_or(s.port),
+                mode: s.mode,
+                path,
+                timeout: h.timeout.duration(),
+            },
+            interval: h.interval.duration(),
+        })
+    }
+
+    /// Apply a probe outcome to the backend's rise/fall state machine.
+    fn record(&mut self, backend: u32, outcome: Outcome) {
+        let Some((rise, fall)) = self.check_of(backend).map(|h| (h.rise, h.fall)) else { return };
+        let Some(name) = self.rt.backend_config(backend).map(|(_, s, b)| format!("{} {}", s.name(), b.ip))
+        else {
+            return;
+        };
+        let Some(h) = self.rt.health.get_mut(&backend) else { return };
+        match h.record(&outcome, rise, fall) {
+            Some(Transition::Up) => {
+                let ms = h.last_latency.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+                info!("backend {name}: UP (passed {rise} check(s), last {ms:.1} ms)");
+                self.dirty = true;
+            }
+            Some(Transition::Down) => {
+                let why = h.last_error.as_deref().unwrap_or("");
+                warn!("backend {name}: DOWN after {fall} failed check(s): {why}");
+                self.dirty = true;
+            }
+            None => {}
+        }
+    }
+
+    pub fn reload(&mut self) -> Result<String, ReloadError> {
+        let r = self.try_reload();
+        self.reloads += 1;
+        self.last_reload_error = r.as_ref().err().map(|e| e.to_string());
+        r
+    }
+
+    fn try_reload(&mut self) -> Result<String, ReloadError> {
+        let new = Config::load(&self.config_path).map_err(ReloadError::Config)?;
+        for a in new.advisories() {
+            warn!("reload: {a}");
+        }
+        let old = &self.rt.cfg;
+        let mut fixed = Vec::new();
+        for (name, same) in [
+            ("ports", new.ports == old.ports),
+            ("eal", new.eal == old.eal),
+            ("flow_table_size", new.flow_table_size == old.flow_table_size),
+            ("persistence_table_size", new.persistence_table_size == old.persistence_table_size),
+            ("mempool", new.mempool == old.mempool),
+            ("control_socket", new.control_socket == old.control_socket),
+            ("metrics", new.metrics == old.metrics),
+        ] {
+            if !same {
+                fixed.push(name);
+            }
+        }
+        if !fixed.is_empty() {
+            return Err(ReloadError::NeedsRestart(fixed.join(", ")));
+        }
+        let n = new.services.len();
+        self.rt.apply(new);
+        let now = Instant::now();
+        self.publish(now);
+        if self.dirty {
+            return Err(ReloadError::NotPublished);
+        }
+        self.announce_vips();
+        Ok(format!("configuration reloaded: {n} service(s), epoch {}", self.current.epoch))
+    }
+
+    pub fn handle_ctl(&mut self, cmd: CtlCommand) -> Result<String, String> {
+        match cmd {
+            CtlCommand::Reload => self.reload().map_err(|e| e.to_string()),
+            CtlCommand::Drain { service, backend, drain } => {
+                let mut found = None;
+                for s in &self.rt.cfg.services {
+                    if s.answers_to(&service) && s.backends.iter().any(|b| b.ip == backend) {
+                        found = Some(self.rt.backend_id(s, backend));
+                    }
+                }
+                let id = found.ok_or_else(|| format!("no backend {backend} in a service {service}"))?;
+                self.rt.drain_override.insert(id, drain);
+                self.dirty = true;
+                self.publish(Instant::now());
+                Ok(format!("{} {backend} of {service}", if drain { "draining" } else { "undrained" }))
+            }
+        }
+    }
+
+    pub fn update_view(&mut self, now: Instant) {
+        let ports = self.links.port_counters();
+        let config_path = self.config_path.display().to_string();
+        let v = view::build(
+            &self.rt,
+            &view::Inputs {
+                now,
+                start: self.start,
+                config_path: &config_path,
+                epoch: self.current.epoch,
+                reloads: self.reloads,
+                last_reload_error: self.last_reload_error.as_deref(),
+                workers: self.links.worker_stats(),
+                ports: &ports,
+                control: self.counters,
+            },
+        );
+        if let Ok(mut shared) = self.view.lock() {
+            *shared = v;
+        }
+    }
+
+    /// The view as last built (final counters at shutdown).
+    pub fn view(&self) -> View {
+        self.view.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// A probe target and the interval of its check.
+struct Scheduled {
+    target: Target,
+    interval: Duration,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,229 @@
+//! The control core without DPDK: frames in through an in-memory `Links`, frames and snapshots
+//! out, with the real runtime, responder, prober and health machine.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dataplane::snapshot::BackendState;
+use dataplane::testkit::{client_tcp_from, eth, NoSink};
+use dataplane::wire::{arp, ArpRepr, MacAddr};
+use dataplane::{Snapshot, VecPacket, Verdict, Worker, WorkerConfig};
+
+use super::links::{Links, WorkerStats};
+use super::ControlCore;
+use crate::config::Config;
+use crate::runtime::Runtime;
+use crate::view::{PortCounters, View};
+
+pub const LB_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
+pub const SERVER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x11]);
+pub const ROUTER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x01]);
+
+/// Links to no workers: punted frames are queued by the test, sent frames and published
+/// snapshots are kept for it to read.
+#[derive(Default)]
+pub struct MemLinks {
+    pub punted: VecDeque<(u16, Vec<u8>)>,
+    pub sent: Vec<(u16, Vec<u8>)>,
+    pub published: Vec<Arc<Snapshot>>,
+    stats: Vec<WorkerStats>,
+}
+
+impl Links for MemLinks {
+    fn publish(&mut self, snap: &Arc<Snapshot>) -> bool {
+        self.published.push(snap.clone());
+        true
+    }
+    fn collect(&mut self) {}
+    fn request_stats(&mut self) {}
+    fn worker_stats(&self) -> &[WorkerStats] {
+        &self.stats
+    }
+    fn send(&mut self, port: u16, frame: &[u8]) -> bool {
+        self.sent.push((port, frame.to_vec()));
+        true
+    }
+    fn next_punted(&mut self, buf: &mut Vec<u8>) -> Option<u16> {
+        let (port, f) = self.punted.pop_front()?;
+        buf.clear();
+        buf.extend_from_slice(&f);
+        Some(port)
+    }
+    fn port_counters(&self) -> Vec<PortCounters> {
+        vec![PortCounters::default()]
+    }
+}
+
+/// One service per mode, each with the on-link backend 10.0.0.11 and a TCP check (rise 2).
+pub const EVERY_MODE: &str = r#"#![enable(implicit_some)]
+(
+    ports: [(device: "net_null0", addresses: ["10.0.0.2/24"], gateway: "10.0.0.1")],
+    services: [
+        (vip: "10.0.0.100", port: 80, mode: l2, health_check: (check: tcp, interval: 0.5, timeout: 0.4),
+         backends: [(ip: "10.0.0.11")]),
+        (vip: "10.0.0.101", port: 80, mode: ipip, health_check: (check: tcp, interval: 0.5, timeout: 0.4),
+         backends: [(ip: "10.0.0.11")]),
+        (vip: "10.0.0.102", port: 80, mode: dscp(7), health_check: (check: tcp, interval: 0.5, timeout: 0.4),
+         backends: [(ip: "10.0.0.11")]),
+    ],
+)"#;
+
+pub fn control_core(config: &str, now: Instant) -> ControlCore<MemLinks> {
+    let cfg = Config::parse(config).expect("configuration");
+    let mut rt = Runtime::new(cfg, vec![LB_MAC]);
+    let snap = Arc::new(rt.build_snapshot(now).unwrap());
+    ControlCore::new(
+        MemLinks::default(),
+        rt,
+        snap,
+        "test.ron".into(),
+        Arc::new(Mutex::new(View::default())),
+        now,
+    )
+}
+
+/// An ARP frame from `mac`/`ip` to the LB.
+pub fn arp_from(op: u16, mac: MacAddr, ip: [u8; 4], target: [u8; 4]) -> Vec<u8> {
+    let mut a = [0u8; arp::LEN];
+    ArpRepr { operation: op, sender_mac: mac.0, sender_ip: ip, target_mac: LB_MAC.0, target_ip: target }
+        .emit(&mut a);
+    eth(if op == arp::OP_REQUEST { [0xff; 6] } else { LB_MAC.0 }, mac.0, 0x0806, &a)
+}
+
+/// The control core with 10.0.0.11 resolved; its first probes failed (unresolved), the next
+/// are due half a second after the start.
+fn resolved(t0: Instant) -> ControlCore<MemLinks> {
+    let mut cc = control_core(EVERY_MODE, t0);
+    cc.poll(t0); // asks for 10.0.0.11; probes fail at once (unresolved)
+    cc.links_mut().punted.push_back((0, arp_from(arp::OP_REPLY, SERVER_MAC, [10, 0, 0, 11], [10, 0, 0, 2])));
+    cc.poll(t0 + Duration::from_millis(1)); // learns it, publishes
+    cc.links_mut().sent.clear();
+    cc
+}
+
+#[test]
+fn an_arp_reply_resolves_the_backend_and_a_new_snapshot_carries_it() {
+    let t0 = Instant::now();
+    let mut cc = control_core(EVERY_MODE, t0);
+    cc.poll(t0);
+    let asked =
+        cc.links().sent.iter().filter(|(_, f)| f[12..14] == [0x08, 0x06] && f[38..42] == [10, 0, 0, 11]);
+    assert_eq!(asked.count(), 1, "one ARP request for the backend");
+    cc.links_mut().punted.push_back((0, arp_from(arp::OP_REPLY, SERVER_MAC, [10, 0, 0, 11], [10, 0, 0, 2])));
+    cc.poll(t0 + Duration::from_millis(1));
+    let snap = cc.links().published.last().expect("a snapshot was published");
+    let f = snap.forward(0, snap.services[0].backends[0].id).unwrap();
+    assert_eq!((f.resolved, f.next_hop), (true, SERVER_MAC.0));
+    assert_eq!(snap.services[0].backends[0].state, BackendState::Down, "resolved, not yet checked");
+}
+
+#[test]
+fn arp_for_the_vip_is_answered_and_counted() {
+    let t0 = Instant::now();
+    let mut cc = control_core(EVERY_MODE, t0);
+    cc.links_mut()
+        .punted
+        .push_back((0, arp_from(arp::OP_REQUEST, ROUTER_MAC, [10, 0, 0, 1], [10, 0, 0, 101])));
+    cc.poll(t0);
+    let replies: Vec<&Vec<u8>> =
+        cc.links().sent.iter().map(|(_, f)| f).filter(|f| f[12..14] == [0x08, 0x06] && f[21] == 2).collect();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(&replies[0][0..6], &ROUTER_MAC.0);
+    assert_eq!(&replies[0][28..32], &[10, 0, 0, 101], "10.0.0.101 is at the LB");
+    assert_eq!(cc.view().stats.arp_replies_sent, 1);
+}
+
+/// The probe's wire bytes and a client packet's rewritten bytes agree, field for field, on
+/// everything the mode sets: Ethernet addresses, and the outer header (ipip) or the DSCP and
+/// destination (dscp) or the destination alone (l2).
+#[test]
+fn probes_and_client_packets_agree_on_the_wire_in_every_mode() {
+    let t0 = Instant::now();
+    let mut cc = resolved(t0);
+    cc.poll(t0 + Duration::from_millis(500)); // the next probes (SYNs) go out on the resolved path
+    let probes = cc.links().sent.clone();
+    let snap = cc.current().clone();
+    let mut w = Worker::new(WorkerConfig { flow_capacity: 1024, ..Default::default() }, snap.clone());
+    // The workers forward to a backend only once it is up; the probe path does not care.
+    let mut up = snap.services.clone();
+    for s in &mut up {
+        for b in &mut s.backends {
+            b.state = BackendState::Up;
+        }
+    }
+    w.install(Arc::new(Snapshot::build(snap.epoch + 1, snap.ports.clone(), up).unwrap()));
+    for (vip, mode) in [([10, 0, 0, 100], "l2"), ([10, 0, 0, 101], "ipip"), ([10, 0, 0, 102], "dscp")] {
+        let mut pkt = VecPacket::from_bytes(&client_tcp_from([198, 51, 100, 7], vip, 40000, 80));
+        assert_eq!(w.process(&mut pkt, 0, 0, &mut NoSink), Verdict::Tx(0), "{mode}");
+        let client = dataplane::PacketBuf::data(&pkt).to_vec();
+        let probe = probes
+            .iter()
+            .map(|(_, f)| f)
+            .find(|f| match mode {
+                "l2" => f[23] == 6 && f[30..34] == vip,
+                "ipip" => f[23] == 4 && f[50..54] == vip,
+                _ => f[23] == 6 && f[15] >> 2 == 7,
+            })
+            .unwrap_or_else(|| panic!("{mode}: no probe among {} frames", probes.len()));
+        assert_eq!(&probe[0..14], &client[0..14], "{mode}: Ethernet header");
+        match mode {
+            "l2" => assert_eq!(&probe[30..34], &client[30..34], "l2: destination (the VIP)"),
+            "ipip" => {
+                assert_eq!(probe[14], client[14], "ipip: outer version and length");
+                assert_eq!(probe[22..24], client[22..24], "ipip: outer TTL and protocol");
+                assert_eq!(&probe[26..34], &client[26..34], "ipip: outer source and destination");
+                assert_eq!(&probe[50..54], &client[50..54], "ipip: inner destination (the VIP)");
+            }
+            _ => {
+                assert_eq!(probe[15] >> 2, client[15] >> 2, "dscp: the code");
+                assert_eq!(&probe[30..34], &client[30..34], "dscp: destination (the real IP)");
+            }
+        }
+    }
+}
+
+/// A SYN-ACK to the probe's port, from `src`.
+fn syn_ack_to(probe: &[u8], src: [u8; 4]) -> Vec<u8> {
+    let l3 = 14 + if probe[23] == 4 { 20 } else { 0 };
+    let sport = u16::from_be_bytes([probe[l3 + 20], probe[l3 + 21]]);
+    let seq = u32::from_be_bytes([probe[l3 + 24], probe[l3 + 25], probe[l3 + 26], probe[l3 + 27]]);
+    let mut t = dataplane::testkit::tcp_seg(src, [10, 0, 0, 2], 80, sport, 0x12, b"");
+    t[8..12].copy_from_slice(&seq.wrapping_add(1).to_be_bytes());
+    let c = {
+        t[16..18].fill(0);
+        dataplane::testkit::l4_csum(src, [10, 0, 0, 2], 6, &t)
+    };
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    eth(LB_MAC.0, SERVER_MAC.0, 0x0800, &dataplane::testkit::Ip::new(6, src, [10, 0, 0, 2]).bytes(&t))
+}
+
+#[test]
+fn a_backend_comes_up_only_on_answers_from_the_vip() {
+    let t0 = Instant::now();
+    let mut cc = resolved(t0);
+    // Two seconds of 5 ms passes; every SYN a probe sends is answered: the l2 and ipip servers
+    // from their VIPs, the dscp server from its real IP (as one without its DSCP rule does).
+    let syn = |f: &[u8]| (f[23] == 6 || f[23] == 4) && f[14 + if f[23] == 4 { 20 } else { 0 } + 33] == 0x02;
+    for k in 0..400 {
+        cc.poll(t0 + super::TICK * k);
+        let sent = std::mem::take(&mut cc.links_mut().sent);
+        for (_, f) in sent.iter().filter(|(_, f)| syn(f)) {
+            let from = match (f[23], f[15] >> 2) {
+                (4, _) => [10, 0, 0, 101],
+                (_, 7) => [10, 0, 0, 11],
+                _ => [10, 0, 0, 100],
+            };
+            cc.links_mut().punted.push_back((0, syn_ack_to(f, from)));
+        }
+    }
+    cc.update_view(t0 + super::TICK * 400);
+    let v = cc.view();
+    let backend = |svc: &str| v.backends.iter().find(|b| b.service == svc).unwrap().clone();
+    assert_eq!(backend("10.0.0.100:80/tcp").state, BackendState::Up, "l2: answered from the VIP");
+    assert_eq!(backend("10.0.0.101:80/tcp").state, BackendState::Up, "ipip: answered from the VIP");
+    let dscp = backend("10.0.0.102:80/tcp");
+    assert_eq!(dscp.state, BackendState::Down, "dscp: answered from the real IP");
+    assert!(dscp.last_error.as_deref().unwrap_or("").contains("not from the VIP"), "{:?}", dscp.last_error);
+    assert!(dscp.probes >= 3, "probed on its interval: {}", dscp.probes);
+}

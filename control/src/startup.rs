@@ -1,0 +1,226 @@
+//! `dsrlb run` and `dsrlb check`: bring up EAL, the mempool, the ports and the worker lcores,
+//! the ctl socket and the metrics endpoint, run the control core on the main lcore until
+//! SIGINT/SIGTERM, then stop everything in order.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use dataplane::wire::MacAddr;
+use dataplane::WorkerConfig;
+use dpdk_bindings::{Eal, LcoreJoin, Mempool, Port, PortConfig};
+use log::{info, warn};
+
+use crate::config::Config;
+use crate::core::links::{DpdkLinks, Links};
+use crate::core::ControlCore;
+use crate::ctl::CtlRequest;
+use crate::errors::StartError;
+use crate::runtime::Runtime;
+use crate::view::View;
+use crate::worker::{self, DpdkIo, Rings, WorkerSetup};
+
+/// RX and TX descriptors per queue.
+const DESCRIPTORS: u16 = 1024;
+
+/// Arguments of `dsrlb run`.
+pub struct RunArgs {
+    pub config_path: PathBuf,
+    pub extra_eal: Vec<String>,
+}
+
+/// The EAL arguments for a configuration: the file's, one `--vdev`/`-a` per port, then extras.
+pub fn eal_args(cfg: &Config, extra: &[String]) -> Vec<String> {
+    let mut a = vec!["dsrlb".to_string()];
+    a.extend(cfg.eal.iter().cloned());
+    for p in &cfg.ports {
+        a.push(if p.is_vdev() { "--vdev" } else { "-a" }.into());
+        a.push(p.device.clone());
+    }
+    a.extend(extra.iter().cloned());
+    a
+}
+
+/// Read and validate the file, logging its advisories.
+fn load(path: &Path) -> Result<Config, StartError> {
+    let cfg =
+        Config::load(path).map_err(|error| StartError::Config { path: path.display().to_string(), error })?;
+    for a in cfg.advisories() {
+        warn!("{}: {a}", path.display());
+    }
+    Ok(cfg)
+}
+
+/// Packet buffers: enough for every queue by default; the file may ask for more (a replayed
+/// capture needs one mbuf per packet) or for smaller buffers.
+fn mempool(cfg: &Config, workers: u16) -> Result<Arc<Mempool>, StartError> {
+    let per_port = 2 * workers as u32 * DESCRIPTORS as u32;
+    let (mbufs, data_room) = match &cfg.mempool {
+        Some(m) => (m.mbufs, m.data_room),
+        None => {
+            ((cfg.ports.len() as u32 * per_port + 8192).next_power_of_two() - 1, Mempool::default_data_room())
+        }
+    };
+    let pool = Mempool::new("dsrlb_pool", mbufs, 256, data_room, None).map_err(|e| StartError::Mempool {
+        mbufs,
+        data_room,
+        error: e.to_string(),
+    })?;
+    info!("mempool: {} mbufs of {} bytes ({} available)", pool.size(), data_room, pool.available());
+    Ok(Arc::new(pool))
+}
+
+/// Start every port with one RX/TX queue pair per worker; their MACs, in order.
+fn ports(cfg: &Config, workers: u16, pool: &Arc<Mempool>) -> Result<(Vec<Port>, Vec<MacAddr>), StartError> {
+    let mut ports = Vec::new();
+    let mut macs = Vec::new();
+    for (index, pc) in cfg.ports.iter().enumerate() {
+        let name = pc.device_name();
+        let err = |e: dpdk_bindings::DpdkError| StartError::Port {
+            index,
+            device: name.into(),
+            error: e.to_string(),
+        };
+        let id = Port::find(name).map_err(err)?;
+        let pcfg = PortConfig {
+            rx_queues: workers,
+            tx_queues: workers,
+            rx_descriptors: DESCRIPTORS,
+            tx_descriptors: DESCRIPTORS,
+            mtu: None,
+            promiscuous: true,
+        };
+        let port = Port::start(id, &pcfg, pool.clone()).map_err(err)?;
+        if port.mtu().ok() != Some(pc.mtu) {
+            if let Err(e) = port.set_mtu(pc.mtu) {
+                warn!(
+                    "ports[{index}] {name}: cannot set MTU {} ({e}); device keeps {:?}",
+                    pc.mtu,
+                    port.mtu().ok()
+                );
+            }
+        }
+        let mac = MacAddr(port.mac().map_err(err)?);
+        info!("port {index} {name}: {workers} queues, MAC {mac}, role {:?}", pc.role);
+        macs.push(mac);
+        ports.push(port);
+    }
+    Ok((ports, macs))
+}
+
+pub fn run(args: RunArgs) -> Result<(), StartError> {
+    let cfg = load(&args.config_path)?;
+    let eal = Eal::init(eal_args(&cfg, &args.extra_eal)).map_err(|e| StartError::Eal(e.to_string()))?;
+    let lcores = eal.worker_lcores();
+    if lcores.is_empty() {
+        return Err(StartError::NoWorkerLcore);
+    }
+    let nw = lcores.len() as u16;
+    info!(
+        "dsrlb {}: {} worker lcore(s) {:?}, control on lcore {}",
+        env!("CARGO_PKG_VERSION"),
+        nw,
+        lcores,
+        eal.main_lcore()
+    );
+    let pool = mempool(&cfg, nw)?;
+    let (ports, macs) = ports(&cfg, nw, &pool)?;
+
+    let mut rt = Runtime::new(cfg.clone(), macs);
+    let start = Instant::now();
+    let snap = Arc::new(rt.build_snapshot(start).map_err(|e| StartError::Snapshot(e.to_string()))?);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut rings = Vec::new();
+    let mut jobs: Vec<LcoreJoin> = Vec::new();
+    let wcfg = WorkerConfig {
+        flow_capacity: cfg.flow_table_size,
+        persistence_capacity: cfg.persistence_table_size,
+        memory_advice: Some(dpdk_bindings::advise_huge_pages),
+        ..WorkerConfig::default()
+    };
+    for (w, &lcore) in lcores.iter().enumerate() {
+        let r = Rings::new();
+        let queue_err = |e: dpdk_bindings::DpdkError| StartError::Launch { lcore, error: e.to_string() };
+        let rx =
+            ports.iter().map(|p| p.rx_queue(w as u16)).collect::<Result<Vec<_>, _>>().map_err(queue_err)?;
+        let tx =
+            ports.iter().map(|p| p.tx_queue(w as u16)).collect::<Result<Vec<_>, _>>().map_err(queue_err)?;
+        let setup = WorkerSetup {
+            config: wcfg,
+            snapshot: snap.clone(),
+            io: DpdkIo::new(rx, tx, pool.clone(), r.punted.clone()),
+            rings: r.clone(),
+            stop: stop.clone(),
+            idle_sleep_us: cfg.worker_idle_sleep_us,
+        };
+        jobs.push(
+            eal.launch(lcore, move || worker::run(setup))
+                .map_err(|e| StartError::Launch { lcore, error: e.to_string() })?,
+        );
+        rings.push(r);
+    }
+
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, term.clone()).map_err(|e| StartError::Signals(e.to_string()))?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .map_err(|e| StartError::Signals(e.to_string()))?;
+
+    let view = Arc::new(Mutex::new(View::default()));
+    let (req_tx, req_rx) = crossbeam_channel::bounded::<CtlRequest>(16);
+    crate::ctl::serve(&cfg.control_socket, view.clone(), req_tx).map_err(|e| StartError::ControlSocket {
+        path: cfg.control_socket.display().to_string(),
+        error: e.to_string(),
+    })?;
+    if let Some(addr) = cfg.metrics {
+        crate::metrics::serve(addr, view.clone())
+            .map_err(|error| StartError::Metrics { addr: addr.to_string(), error })?;
+        info!("metrics on http://{addr}/metrics");
+    }
+
+    let links = DpdkLinks::new(pool, ports, rings);
+    let mut cp = ControlCore::new(links, rt, snap, args.config_path.clone(), view, start);
+    info!("running: {} service(s); ctl on {}", cfg.services.len(), cfg.control_socket.display());
+    cp.run(&term, &hup, &req_rx);
+
+    info!("stopping");
+    stop.store(true, Ordering::Relaxed);
+    for j in jobs {
+        j.join();
+    }
+    // The last counters the workers sent before they stopped.
+    cp.links_mut().collect();
+    cp.update_view(Instant::now());
+    let v = cp.view().stats;
+    info!(
+        "final counters: rx {} forwarded {} to-control {} drops {:?} flows {}",
+        v.rx_packets, v.forwarded, v.to_control, v.drops, v.flows
+    );
+    let _ = std::fs::remove_file(&cfg.control_socket);
+    drop(cp);
+    drop(eal);
+    Ok(())
+}
+
+/// `dsrlb check`: validate a file without starting anything.
+pub fn check(path: &Path) -> Result<String, StartError> {
+    let cfg =
+        Config::load(path).map_err(|error| StartError::Config { path: path.display().to_string(), error })?;
+    let backends: usize = cfg.services.iter().map(|s| s.backends.len()).sum();
+    let mut out = format!(
+        "{}: ok — {} port(s) ({}), {} service(s), {} backend(s)",
+        path.display(),
+        cfg.ports.len(),
+        if cfg.is_inline() { "inline" } else { "one-arm" },
+        cfg.services.len(),
+        backends
+    );
+    for a in cfg.advisories() {
+        out.push_str(&format!("\nadvice: {a}"));
+    }
+    Ok(out)
+}
