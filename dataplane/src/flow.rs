@@ -88,9 +88,10 @@ pub struct FlowId {
 }
 
 /// One flow in the table: 20 bytes, three to a 64-byte bucket. With the table at its usual load
-/// (one flow per bucket or less) 97-98% of flows sit in their home bucket, the one line the
-/// pipeline prefetches; two 32-byte slots per line left 12% of flows a line further on, each a
-/// cache miss nothing had prefetched.
+/// (one flow per bucket or less) nearly every flow sits in its home bucket, the one line the
+/// pipeline prefetches; two 32-byte slots per line left many more a line further on, each a
+/// cache miss nothing had prefetched (`table::tests::three_slot_buckets_keep_flows_home`
+/// measures both; docs/performance.md has the figures).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct FlowSlot {

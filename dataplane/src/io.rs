@@ -69,7 +69,7 @@ pub fn poll_once<I: PacketIo>(
     n
 }
 
-/// In-memory queues: what tests feed in and read out, and the pcap replay mode.
+/// In-memory queues: what tests feed in and read out, and `dsrlb replay` over a capture.
 #[derive(Default)]
 pub struct MemIo {
     pub rx: Vec<VecDeque<VecPacket>>,

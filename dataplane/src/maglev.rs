@@ -8,7 +8,7 @@ use crate::flow::mix64;
 pub const DEFAULT_SIZE: u32 = 65537;
 const EMPTY: u32 = u32::MAX;
 
-/// One candidate: a stable id and a permutation seed (its real IP and port, so the same server
+/// One candidate: a stable id and a permutation seed (its real IP, so the same server
 /// keeps the same slots across reloads and across workers).
 #[derive(Debug, Clone, Copy)]
 pub struct MaglevBackend {
@@ -138,9 +138,9 @@ impl MaglevTable {
     /// than about √M are left, a turn instead computes, for each free slot, its place in the
     /// backend's permutation (`(s − offset)·skip⁻¹ mod M`) and takes the earliest — every
     /// earlier place in the walk is taken, so it is the slot the walk would reach, and the
-    /// table is the same (a test builds both ways). For 1000 backends at M = 65537 this
-    /// took the build from 1.74 ms to 1.41 ms on the dataplane benchmark (√M/2 and 2√M
-    /// were slower; the rest is the walks and their one mispredicted exit per slot).
+    /// table is the same (a test builds both ways). Other thresholds were slower; the rest of
+    /// the build is the walks and their one mispredicted exit per slot (docs/performance.md
+    /// has the figures).
     pub fn build(backends: &[MaglevBackend], size: u32) -> MaglevTable {
         debug_assert!(is_prime(size));
         let m = size as u64;

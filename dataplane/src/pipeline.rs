@@ -137,8 +137,9 @@ impl Worker {
         self.st.last_service = LastService::default();
         self.st.flows.ensure_backends(snap.backend_id_bound());
         self.st.counters.ensure_ids(snap.service_id_bound(), snap.backend_id_bound());
-        // Sweeping a table of a million flows reads 64-128 MiB; once a second that was 7% of
-        // the worker. A quarter of the shortest timeout keeps stale entries as short-lived.
+        // Sweeping a table of a million flows reads all of its memory; once a second it was a
+        // visible share of the worker (docs/performance.md). A quarter of the shortest timeout
+        // keeps stale entries as short-lived.
         let shortest = snap.services.iter().map(|s| s.tcp_idle_ms.min(s.udp_idle_ms).min(s.closing_ms)).min();
         let max = self.st.max_sweep_period_ms;
         let period = shortest.map_or(max, |t| (t / 4).max(100).min(max));

@@ -207,12 +207,36 @@ pub struct Snapshot {
     pub(crate) max_service_id: usize,
 }
 
+/// Why a snapshot could not be built; nothing was half-built.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotError(pub String);
+pub enum SnapshotError {
+    /// The service's Maglev table size is not usable (`maglev::check_size`).
+    MaglevSize { vip: Ipv4Addr, port: u16, why: String },
+    /// The service's mode has a bad parameter (`ForwardMode::check`).
+    Mode { vip: Ipv4Addr, port: u16, why: String },
+    /// Two services with the same VIP, protocol and port.
+    DuplicateService { vip: Ipv4Addr, port: u16, proto: u8 },
+    /// A backend egresses on a port the snapshot does not have.
+    NoSuchPort { backend: Ipv4Addr, vip: Ipv4Addr, port: u16, egress: u16 },
+    /// Two backends with one id.
+    DuplicateBackendId(u32),
+}
 
 impl std::fmt::Display for SnapshotError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            SnapshotError::MaglevSize { vip, port, why } => {
+                write!(f, "service {vip}:{port}: maglev table size: {why}")
+            }
+            SnapshotError::Mode { vip, port, why } => write!(f, "service {vip}:{port}: {why}"),
+            SnapshotError::DuplicateService { vip, port, proto } => {
+                write!(f, "service {vip}:{port} proto {proto} defined twice")
+            }
+            SnapshotError::NoSuchPort { backend, vip, port, egress } => {
+                write!(f, "backend {backend} of {vip}:{port}: port {egress} does not exist")
+            }
+            SnapshotError::DuplicateBackendId(id) => write!(f, "backend id {id} used twice"),
+        }
     }
 }
 
@@ -241,7 +265,6 @@ impl Snapshot {
         ports: Vec<PortInfo>,
         services: Vec<ServiceInfo>,
     ) -> Result<Snapshot, SnapshotError> {
-        let err = |s: String| Err(SnapshotError(s));
         let mut keys = Vec::new();
         let mut vip_pairs = Vec::new();
         let mut maglev = Vec::new();
@@ -250,15 +273,16 @@ impl Snapshot {
         let mut frag: std::collections::HashMap<u64, Option<u32>> = std::collections::HashMap::new();
         let mut max_service_id = 0;
         for (pos, s) in services.iter().enumerate() {
-            if let Err(e) = crate::maglev::check_size(s.maglev_size) {
-                return err(format!("service {}:{}: maglev table size: {e}", s.vip, s.port));
-            }
-            if let Err(e) = s.mode.check() {
-                return err(format!("service {}:{}: {e}", s.vip, s.port));
-            }
+            let (vip, port) = (s.vip, s.port);
+            crate::maglev::check_size(s.maglev_size).map_err(|why| SnapshotError::MaglevSize {
+                vip,
+                port,
+                why,
+            })?;
+            s.mode.check().map_err(|why| SnapshotError::Mode { vip, port, why })?;
             let key = service_key(s.vip.octets(), s.proto, s.port);
             if keys.iter().any(|(k, _)| *k == key) {
-                return err(format!("service {}:{} proto {} defined twice", s.vip, s.port, s.proto));
+                return Err(SnapshotError::DuplicateService { vip, port, proto: s.proto });
             }
             keys.push((key, pos as u32));
             vip_pairs.push((addr_key(s.vip.octets()), 1));
@@ -269,17 +293,14 @@ impl Snapshot {
             let mut elig = Vec::new();
             for (i, b) in s.backends.iter().enumerate() {
                 if b.port as usize >= ports.len() {
-                    return err(format!(
-                        "backend {} of {}:{}: port {} does not exist",
-                        b.real_ip, s.vip, s.port, b.port
-                    ));
+                    return Err(SnapshotError::NoSuchPort { backend: b.real_ip, vip, port, egress: b.port });
                 }
                 let id = b.id as usize;
                 if backend_at.len() <= id {
                     backend_at.resize(id + 1, None);
                 }
                 if backend_at[id].is_some() {
-                    return err(format!("backend id {id} used twice"));
+                    return Err(SnapshotError::DuplicateBackendId(b.id));
                 }
                 backend_at[id] = Some((pos as u16, i as u16));
                 let takes_new = b.state == BackendState::Up && b.next_hop_mac.is_some() && b.weight > 0;

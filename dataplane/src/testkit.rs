@@ -344,13 +344,7 @@ pub const BENCH_VIPS: [([u8; 4], ForwardMode, &str); 3] = [
 /// One service per mode (`BENCH_VIPS`) with `backends` backends each, on one port of MTU 1600
 /// (as on a fabric sized for IPIP, so 1500-byte packets encapsulate without fragmenting).
 pub fn bench_snapshot(backends: u32) -> Snapshot {
-    let port = PortInfo {
-        mac: LB_MAC,
-        addrs: vec![Ipv4Addr::from(LB_IP)],
-        mtu: 1600,
-        role: PortRole::Lan,
-        gateway_mac: None,
-    };
+    let port = PortInfo { gateway_mac: None, ..lan_port(1600) };
     let services = BENCH_VIPS
         .iter()
         .enumerate()

@@ -96,21 +96,6 @@ impl std::str::FromStr for MacAddr {
     }
 }
 
-#[cfg(feature = "serde")]
-impl serde::Serialize for MacAddr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for MacAddr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// Set destination and source MAC in place.
 #[inline]
 pub fn set_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {

@@ -153,21 +153,6 @@ impl std::str::FromStr for Ipv4Cidr {
     }
 }
 
-#[cfg(feature = "serde")]
-impl serde::Serialize for Ipv4Cidr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for Ipv4Cidr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// The fields of an option-less IPv4 header, to be written with `emit` (smoltcp's `Repr` form):
 /// named fields instead of nine positional numbers, and the checksum computed, not supplied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

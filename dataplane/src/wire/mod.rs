@@ -23,6 +23,30 @@ pub enum WireError {
     BadTotalLength,
 }
 
+/// Serialize a wire type as its text form (`Display`) and read it back with `FromStr`, so that
+/// configuration files and JSON carry `02:00:00:00:00:01` and `10.0.0.2/24`.
+#[cfg(feature = "serde")]
+macro_rules! serde_as_text {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+#[cfg(feature = "serde")]
+serde_as_text!(MacAddr);
+#[cfg(feature = "serde")]
+serde_as_text!(Ipv4Cidr);
+
 // Each helper reads a fixed-size array in one bounds check and one load; callers have checked
 // the length already (`new_checked`), so the check never fails and the compiler often drops it.
 #[inline]
