@@ -38,6 +38,9 @@ bash scripts/setup.sh >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release -q -p control --bin dsrlb --bin dsrlb-pcapgen
 BIN=$PWD/target/release
+# net_pcap's MAC (its name in ASCII and the port index): dsrlb takes only frames addressed to
+# its port, so the captures are addressed to it.
+PCAP_MAC=02:70:63:61:70:00
 CSV=$OUT/results.csv
 
 median() { sort -n | awk '{a[NR]=$1} END{ if (NR==0) {print 0} else {print a[int((NR+1)/2)]} }'; }
@@ -118,9 +121,9 @@ if [ $SCALING = 1 ]; then
     for flows in $FLOWS; do
       pcap=$OUT/flows-$flows-$size.pcap
       # one worker reads the whole capture, two workers its two halves: the same flows
-      [ -s "$pcap" ] || "$BIN/dsrlb-pcapgen" --out "$pcap" --flows "$flows" --size "$size" --proto mix 2>/dev/null
+      [ -s "$pcap" ] || "$BIN/dsrlb-pcapgen" --dst-mac "$PCAP_MAC" --out "$pcap" --flows "$flows" --size "$size" --proto mix 2>/dev/null
       for q in 0 1; do
-        [ -s "${pcap%.pcap}-q$q.pcap" ] || "$BIN/dsrlb-pcapgen" --out "${pcap%.pcap}-q$q.pcap" --flows "$flows" \
+        [ -s "${pcap%.pcap}-q$q.pcap" ] || "$BIN/dsrlb-pcapgen" --dst-mac "$PCAP_MAC" --out "${pcap%.pcap}-q$q.pcap" --flows "$flows" \
           --size "$size" --proto mix --shard "$q/2" 2>/dev/null
       done
       read -r mem mbufs room < <(mem_for "$flows" "$size")
@@ -152,7 +155,7 @@ declare -A R
 for size in $SIZES; do
   for flows in $FLOWS; do
     pcap=$OUT/flows-$flows-$size.pcap
-    [ -s "$pcap" ] || "$BIN/dsrlb-pcapgen" --out "$pcap" --flows "$flows" --size "$size" --proto mix 2>/dev/null
+    [ -s "$pcap" ] || "$BIN/dsrlb-pcapgen" --dst-mac "$PCAP_MAC" --out "$pcap" --flows "$flows" --size "$size" --proto mix 2>/dev/null
     read -r mem mbufs room < <(mem_for "$flows" "$size")
     for r in $(seq 1 "$ROUNDS"); do
       for fwd in io macswap 5tswap; do

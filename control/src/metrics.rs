@@ -121,6 +121,8 @@ pub fn render(v: &View) -> String {
     ft.get_or_create(&l(&[("kind", "capacity")])).set(v.stats.flow_capacity as i64);
     let ev = counter(&mut reg, "flow_table_events", "Flow-table events");
     ev.get_or_create(&l(&[("event", "stateless_fallback")])).inc_by(v.stats.stateless_fallbacks);
+    ev.get_or_create(&l(&[("event", "midflow_without_state")])).inc_by(v.stats.midflow_without_state);
+    ev.get_or_create(&l(&[("event", "embryonic_expired")])).inc_by(v.stats.embryonic_expired);
     ev.get_or_create(&l(&[("event", "reclaimed_on_insert")])).inc_by(v.stats.reclaimed_on_insert);
     ev.get_or_create(&l(&[("event", "expired_by_sweep")])).inc_by(v.stats.expired_by_sweep);
     ev.get_or_create(&l(&[("event", "rescheduled")])).inc_by(v.stats.rescheduled);

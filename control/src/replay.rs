@@ -76,6 +76,7 @@ fn port_mac(cfg: &Config, i: usize, given: &[(u16, MacAddr)]) -> MacAddr {
         .iter()
         .find(|(p, _)| *p as usize == i)
         .map(|(_, m)| *m)
+        .or(cfg.ports[i].mac)
         .or_else(|| {
             cfg.ports[i].device.split(',').find_map(|kv| kv.strip_prefix("mac=").and_then(|m| m.parse().ok()))
         })
@@ -141,7 +142,7 @@ pub fn replay(a: &ReplayArgs) -> Result<ReplaySummary, String> {
         let mut pkt = VecPacket::from_bytes(&p.data);
         let verdict = worker.process(&mut pkt, a.in_port, now, &mut Sink(&mut io));
         match verdict {
-            Verdict::Tx(port) => io.tx[port as usize].push(pkt),
+            Verdict::Tx(port) | Verdict::Reply(port) => io.tx[port as usize].push(pkt),
             Verdict::ToControl => {
                 sum.to_control += 1;
                 // ARP teaches the neighbours, as on the appliance; a change is a new snapshot.

@@ -252,6 +252,7 @@ impl Runtime {
                 tcp_idle_ms: s.tcp_idle_timeout.millis(),
                 udp_idle_ms: s.udp_idle_timeout.millis(),
                 closing_ms: s.closing_timeout.millis(),
+                syn_ms: s.tcp_syn_timeout.millis(),
                 maglev_size: s.maglev_size,
                 backends: backends.extract_if(.., |b| b.service == si).map(|b| b.info).collect(),
             })

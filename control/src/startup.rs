@@ -89,9 +89,19 @@ fn ports(cfg: &Config, workers: u16, pool: &Arc<Mempool>) -> Result<(Vec<Port>, 
             rx_descriptors: DESCRIPTORS,
             tx_descriptors: DESCRIPTORS,
             mtu: None,
-            promiscuous: true,
+            // The device filters other hosts' unicast where it can; the dataplane checks every
+            // frame's destination MAC anyway (a tap or a flooding switch delivers them).
+            promiscuous: false,
         };
         let port = Port::start(id, &pcfg, pool.clone()).map_err(err)?;
+        if let Some(m) = pc.mac {
+            // A device that cannot change its MAC is fine if it already has this one.
+            if let Err(e) = port.set_mac(m.0) {
+                if port.mac().ok() != Some(m.0) {
+                    return Err(err(e));
+                }
+            }
+        }
         if port.mtu().ok() != Some(pc.mtu) {
             if let Err(e) = port.set_mtu(pc.mtu) {
                 warn!(

@@ -133,6 +133,8 @@ pub struct Stats {
     pub flows: u64,
     pub flow_capacity: u64,
     pub stateless_fallbacks: u64,
+    pub midflow_without_state: u64,
+    pub embryonic_expired: u64,
     pub reclaimed_on_insert: u64,
     pub expired_by_sweep: u64,
     pub rescheduled: u64,

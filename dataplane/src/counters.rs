@@ -29,10 +29,20 @@ pub enum DropReason {
     TooBigDontFragment,
     /// No buffer for an outer fragment, or no headroom for encapsulation.
     NoBuffer,
+    /// Not addressed to the receiving port's MAC (broadcast is taken for ARP only): flooded
+    /// unicast for another host, multicast, broadcast IP.
+    NotOurMac,
+    /// A new flow from an address no client has: 0/8, 127/8, multicast, reserved, broadcast,
+    /// or one of our own VIPs and addresses.
+    MartianSource,
+    /// Too big for the egress MTU, DF clear, in a mode that does not fragment (l2, dscp).
+    TooBig,
+    /// For the control core, but over this worker's rate for its kind (ARP, replies, the rest).
+    PuntPoliced,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 18;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::TruncatedEthernet,
         DropReason::UnsupportedEthertype,
@@ -48,6 +58,10 @@ impl DropReason {
         DropReason::IcmpErrorUnmatched,
         DropReason::TooBigDontFragment,
         DropReason::NoBuffer,
+        DropReason::NotOurMac,
+        DropReason::MartianSource,
+        DropReason::TooBig,
+        DropReason::PuntPoliced,
     ];
 
     /// A stable snake_case name for metrics and `dsrlb ctl stats`.
@@ -67,6 +81,10 @@ impl DropReason {
             DropReason::IcmpErrorUnmatched => "icmp_error_unmatched",
             DropReason::TooBigDontFragment => "too_big_dont_fragment",
             DropReason::NoBuffer => "no_buffer",
+            DropReason::NotOurMac => "not_our_mac",
+            DropReason::MartianSource => "martian_source",
+            DropReason::TooBig => "too_big",
+            DropReason::PuntPoliced => "punt_policed",
         }
     }
 }
@@ -89,8 +107,15 @@ pub struct Counters {
     pub services: Vec<TrafficCounters>,
     /// Indexed by stable backend id.
     pub backends: Vec<TrafficCounters>,
-    /// Flows forwarded by the consistent hash without state because the table was full.
+    /// New flows forwarded by the consistent hash without state because the table was full
+    /// (counted per TCP SYN, per UDP datagram).
     pub stateless_fallbacks: u64,
+    /// TCP packets of a connection this worker held no state for (the table was full when it
+    /// opened, or it opened before a restart, on another worker or another instance),
+    /// forwarded by the consistent hash.
+    pub midflow_without_state: u64,
+    /// Flows that saw only a SYN and expired on the short SYN timeout.
+    pub embryonic_expired: u64,
     /// Expired entries reclaimed to make room for a new flow.
     pub reclaimed_on_insert: u64,
     /// Entries removed by the background sweep.
@@ -98,6 +123,8 @@ pub struct Counters {
     /// Flows moved to another backend because theirs failed or left the configuration.
     pub rescheduled: u64,
     pub icmp_errors_steered: u64,
+    /// "Fragmentation needed" answers sent back out the ingress port (not counted as
+    /// forwarded: every packet is counted once, as forwarded, to control, dropped or answered).
     pub frag_needed_sent: u64,
     pub frag_needed_rate_limited: u64,
     pub outer_fragments: u64,
@@ -116,6 +143,11 @@ impl Counters {
 
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().sum()
+    }
+
+    /// Every packet received is counted once: forwarded, to control, dropped, or answered.
+    pub fn accounted(&self) -> u64 {
+        self.forwarded + self.to_control + self.total_drops() + self.frag_needed_sent
     }
 
     /// Make room for ids up to the given counts (called when a snapshot is installed).
@@ -144,6 +176,8 @@ impl Counters {
             add(a, b);
         }
         self.stateless_fallbacks += o.stateless_fallbacks;
+        self.midflow_without_state += o.midflow_without_state;
+        self.embryonic_expired += o.embryonic_expired;
         self.reclaimed_on_insert += o.reclaimed_on_insert;
         self.expired_by_sweep += o.expired_by_sweep;
         self.rescheduled += o.rescheduled;

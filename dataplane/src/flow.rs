@@ -248,14 +248,18 @@ impl FlowTable {
         Some(e)
     }
 
-    /// Bounded incremental expiry; returns entries freed.
-    pub fn sweep(&mut self, now: Millis, max_buckets: usize) -> usize {
+    /// Bounded incremental expiry: entries freed, and of those the ones that had seen only a
+    /// SYN.
+    pub fn sweep(&mut self, now: Millis, max_buckets: usize) -> (usize, usize) {
         let active = &mut self.active;
-        self.table.sweep(now, max_buckets, |e| {
+        let mut embryonic = 0;
+        let freed = self.table.sweep(now, max_buckets, |e| {
             if let Some(a) = active.get_mut(e.backend as usize) {
                 *a = a.saturating_sub(1);
             }
-        })
+            embryonic += usize::from(e.flags & crate::table::FLAG_EMBRYONIC != 0);
+        });
+        (freed, embryonic)
     }
 
     pub fn for_each_live(&self, now: Millis, f: impl FnMut(&FlowSlot)) {
@@ -305,7 +309,7 @@ mod tests {
         assert_eq!((ft.active(1), ft.active(2)), (2, 3));
         let mut freed = 0;
         for _ in 0..ft.capacity() {
-            freed += ft.sweep(200, 1);
+            freed += ft.sweep(200, 1).0;
         }
         assert_eq!(freed, 5);
         assert_eq!((ft.active(1), ft.active(2), ft.len()), (0, 0, 0));

@@ -58,7 +58,7 @@ pub fn poll_once<I: PacketIo>(
         worker.process_burst(&mut rx[..], port, now, &mut verdicts[..got], &mut IoSink(io));
         for (pkt, v) in rx.drain(..).zip(verdicts.iter()) {
             match *v {
-                Verdict::Tx(p) => io.tx(p, pkt),
+                Verdict::Tx(p) | Verdict::Reply(p) => io.tx(p, pkt),
                 Verdict::ToControl => io.to_control(pkt),
                 Verdict::Drop(_) => drop(pkt),
             }

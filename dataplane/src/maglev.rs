@@ -144,7 +144,10 @@ impl MaglevTable {
     pub fn build(backends: &[MaglevBackend], size: u32) -> MaglevTable {
         debug_assert!(is_prime(size));
         let m = size as u64;
-        let live: Vec<&MaglevBackend> = backends.iter().filter(|b| b.weight > 0).collect();
+        // In the order of their seeds, not as given: the table depends only on the set of
+        // backends, so instances whose files list them differently still agree on every flow.
+        let mut live: Vec<&MaglevBackend> = backends.iter().filter(|b| b.weight > 0).collect();
+        live.sort_by_key(|b| (b.seed, b.id));
         if live.is_empty() || size < 2 {
             return MaglevTable { slots: Box::new([]) };
         }
@@ -236,7 +239,8 @@ mod tests {
     /// The plain fill, walking every permutation to the end: what `build` must equal.
     fn build_by_walking(backends: &[MaglevBackend], size: u32) -> Vec<u32> {
         let m = size as u64;
-        let live: Vec<&MaglevBackend> = backends.iter().filter(|b| b.weight > 0).collect();
+        let mut live: Vec<&MaglevBackend> = backends.iter().filter(|b| b.weight > 0).collect();
+        live.sort_by_key(|b| (b.seed, b.id));
         let (mut pos, skip): (Vec<u64>, Vec<u64>) = live.iter().map(|b| permutation(b, m)).unzip();
         let mut turns = Turns::new(live.iter().map(|b| b.weight as u64).collect());
         let mut slots = vec![EMPTY; size as usize];
@@ -285,6 +289,15 @@ mod tests {
                 .fold(0xcbf2_9ce4_8422_2325u64, |h, &s| (h ^ s as u64).wrapping_mul(0x100_0000_01b3));
             assert_eq!(d, digest, "n={n} M={size}");
         }
+    }
+
+    #[test]
+    fn the_order_backends_are_listed_in_changes_nothing() {
+        let b = backends(50, |i| 1 + i % 4);
+        let mut shuffled = b.clone();
+        shuffled.reverse();
+        shuffled.swap(3, 17);
+        assert_eq!(MaglevTable::build(&b, 65537).slots, MaglevTable::build(&shuffled, 65537).slots);
     }
 
     #[test]

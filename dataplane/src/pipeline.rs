@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::buf::{PacketBuf, PacketSink};
 use crate::counters::{Counters, DropReason};
-use crate::flow::{hash_addr, FlowKey, FlowSlot, FlowTable};
+use crate::flow::{hash_addr, FlowId, FlowKey, FlowSlot, FlowTable};
 use crate::io::BURST;
 use crate::parse::{parse_into, Fragment, Kind, Parsed};
 use crate::persist::{persisted_addr, PersistTable};
@@ -15,13 +15,16 @@ use crate::rewrite::{self, EncapResult};
 use crate::sched::{self, WrrState};
 use crate::snapshot::{Forward, PortRole, ServiceInfo, Snapshot};
 use crate::table::{self, Insert, MemoryAdvice, Millis};
-use crate::wire::{be16, icmp, ip4, ipv4, l4};
+use crate::wire::{be16, ethernet, icmp, ip4, ipv4, l4};
 
 /// What to do with a packet after the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Transmit on this port (the packet has been rewritten).
     Tx(u16),
+    /// Transmit on this port: the packet has been turned into an answer to its sender (ICMP
+    /// "fragmentation needed"). Sent as `Tx` is; counted apart from what is forwarded.
+    Reply(u16),
     /// Hand to the control core (ARP, ICMP echo, anything addressed to the LB itself).
     ToControl,
     Drop(DropReason),
@@ -140,7 +143,11 @@ impl Worker {
         // Sweeping a table of a million flows reads all of its memory; once a second it was a
         // visible share of the worker (docs/performance.md). A quarter of the shortest timeout
         // keeps stale entries as short-lived.
-        let shortest = snap.services.iter().map(|s| s.tcp_idle_ms.min(s.udp_idle_ms).min(s.closing_ms)).min();
+        let shortest = snap
+            .services
+            .iter()
+            .map(|s| s.tcp_idle_ms.min(s.udp_idle_ms).min(s.closing_ms).min(s.syn_ms))
+            .min();
         let max = self.st.max_sweep_period_ms;
         let period = shortest.map_or(max, |t| (t / 4).max(100).min(max));
         self.st.sweep_per_ms = self.st.flows.capacity().div_ceil(period as usize).max(1);
@@ -168,8 +175,9 @@ impl Worker {
             return;
         }
         self.st.last_sweep = Some(now);
-        let n = self.st.flows.sweep(now, elapsed * self.st.sweep_per_ms);
+        let (n, embryonic) = self.st.flows.sweep(now, elapsed * self.st.sweep_per_ms);
         self.st.counters.expired_by_sweep += n as u64;
+        self.st.counters.embryonic_expired += embryonic as u64;
         self.st.persist.sweep(now, elapsed * (self.st.sweep_per_ms / 4 + 1));
     }
 
@@ -190,7 +198,7 @@ impl Worker {
         sink: &mut S,
     ) {
         let Worker { snap, st, descs } = self;
-        let mut cx = BurstCx { snap, in_port, now, sink };
+        let mut cx = BurstCx::new(snap, in_port, now, sink);
         for (pkts, verdicts) in pkts.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
             st.counters.rx_packets += pkts.len() as u64;
             for (pkt, d) in pkts.iter().zip(descs.iter_mut()) {
@@ -215,7 +223,7 @@ impl Worker {
         let mut d = PacketDesc::EMPTY;
         describe(pkt.data(), &mut d);
         self.st.counters.rx_packets += 1;
-        run(&mut BurstCx { snap: &self.snap, in_port, now, sink }, &mut self.st, pkt, &d)
+        run(&mut BurstCx::new(&self.snap, in_port, now, sink), &mut self.st, pkt, &d)
     }
 }
 
@@ -224,8 +232,18 @@ impl Worker {
 struct BurstCx<'a, S> {
     snap: &'a Snapshot,
     in_port: u16,
+    /// The receiving port's MAC: the only unicast destination its IP path takes.
+    port_mac: [u8; 6],
     now: Millis,
     sink: &'a mut S,
+}
+
+impl<'a, S> BurstCx<'a, S> {
+    fn new(snap: &'a Snapshot, in_port: u16, now: Millis, sink: &'a mut S) -> Self {
+        // A port the snapshot does not know has no MAC a frame could be for.
+        let port_mac = snap.ports.get(in_port as usize).map_or([0; 6], |p| p.mac);
+        BurstCx { snap, in_port, port_mac, now, sink }
+    }
 }
 
 /// What the first pass learns of a packet (Katran's `packet_description`): what it is, its
@@ -290,7 +308,7 @@ fn run<B: PacketBuf, S: PacketSink<B>>(
     d: &PacketDesc,
 ) -> Verdict {
     // Counted in each arm, so that the common arm's verdicts are counted where they are made.
-    match classify(cx.snap, &mut st.last_service, d, cx.in_port) {
+    match classify(cx, &mut st.last_service, d, pkt.data()) {
         Class::Service(svc) => {
             let v = forward_service(cx, st, pkt, d, svc);
             count(&mut st.counters, v)
@@ -308,6 +326,8 @@ fn count(c: &mut Counters, v: Verdict) -> Verdict {
         Verdict::Tx(_) => c.forwarded += 1,
         Verdict::ToControl => c.to_control += 1,
         Verdict::Drop(r) => c.drop(r),
+        // Counted where it was made (frag_needed_sent).
+        Verdict::Reply(_) => {}
     }
     v
 }
@@ -330,13 +350,20 @@ fn act_other<B: PacketBuf, S: PacketSink<B>>(
     }
 }
 
-/// Decide what a packet is, from its description and the snapshot alone (the last service
-/// lookup is remembered, which changes no answer).
+/// Decide what a packet is, from its description, its destination MAC and the snapshot alone
+/// (the last service lookup is remembered, which changes no answer).
 #[inline(always)]
-fn classify(snap: &Snapshot, last: &mut LastService, d: &PacketDesc, in_port: u16) -> Class {
+fn classify<S>(cx: &BurstCx<'_, S>, last: &mut LastService, d: &PacketDesc, frame: &[u8]) -> Class {
+    let (snap, in_port) = (cx.snap, cx.in_port);
+    // Only frames for this port's MAC take the IP path (and broadcast ARP): what a switch
+    // floods for another host, multicast and broadcast are not ours to forward — two LBs on
+    // one flooding segment would otherwise forward each other's frames forever.
     let p = match d.kind {
-        Ok(Kind::Ipv4) => &d.p,
-        Ok(Kind::Arp) => return Class::Control,
+        Ok(Kind::Ipv4) if ethernet::dst_is(frame, cx.port_mac) => &d.p,
+        Ok(Kind::Arp) if ethernet::dst_is(frame, cx.port_mac) || ethernet::dst_is(frame, [0xff; 6]) => {
+            return Class::Control
+        }
+        Ok(_) => return Class::Drop(DropReason::NotOurMac),
         Err(r) => return Class::Drop(r),
     };
     // The common case first: TCP/UDP to a service, found in one lookup.
@@ -387,24 +414,19 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
 ) -> Verdict {
     let (snap, now, p, hash) = (cx.snap, cx.now, &d.p, d.hash);
     let s = &snap.services[svc];
-    let closing = p.proto == ipv4::PROTO_TCP && p.tcp_flags & (l4::TCP_FIN | l4::TCP_RST) != 0;
-    let idle = if p.proto == ipv4::PROTO_TCP { s.tcp_idle_ms } else { s.udp_idle_ms };
-
-    let closing_ms = s.closing_ms.min(idle);
+    let tcp = p.proto == ipv4::PROTO_TCP;
+    let closing = tcp && p.tcp_flags & (l4::TCP_FIN | l4::TCP_RST) != 0;
+    let idle = if tcp { s.tcp_idle_ms } else { s.udp_idle_ms };
     let id = d.key.id(s.id);
     let existing = st.flows.get_mut(&id, hash, now).map(|e| {
-        // Once the client sent FIN or RST the flow stays on the short closing timeout.
-        if closing && e.flags & table::FLAG_CLOSING == 0 {
-            e.flags |= table::FLAG_CLOSING;
-            e.expires = now.wrapping_add(closing_ms);
-        }
-        let ttl = if e.flags & table::FLAG_CLOSING != 0 { closing_ms } else { idle };
-        // Refresh only when less than a whole timeout is left, and then a little beyond it: a
-        // busy flow dirties its bucket once per ttl/32 instead of once per packet (at a million
-        // flows the write-backs cost as much memory traffic as the lookups), and an idle flow
-        // leaves between ttl and ttl·33/32 after its last packet — never early.
-        if (e.expires.wrapping_sub(now) as i32) < ttl as i32 {
-            e.expires = now.wrapping_add(ttl + ttl / 32);
+        if closing || e.flags & (table::FLAG_CLOSING | table::FLAG_EMBRYONIC) != 0 {
+            change_state(e, p, s, closing, idle, now);
+        } else if (e.expires.wrapping_sub(now) as i32) < idle as i32 {
+            // Refresh only when less than a whole timeout is left, and then a little beyond it:
+            // a busy flow dirties its bucket once per idle/32 instead of once per packet (at a
+            // million flows the write-backs cost as much memory traffic as the lookups), and an
+            // idle flow leaves between idle and idle·33/32 after its last packet — never early.
+            e.expires = now.wrapping_add(idle + idle / 32);
         }
         e.backend
     });
@@ -413,37 +435,25 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
     if let Some((backend, f)) = kept {
         return send_to_backend(cx, st, pkt, p, s, f, backend);
     }
+    // A TCP packet without SYN belongs to a connection already open (here before a restart, on
+    // another worker or instance, or while the table was full): it goes where the consistent
+    // hash sends it, as it would have then. SYNs and UDP are new flows for the scheduler.
+    let opening =
+        !tcp || p.tcp_flags & (l4::TCP_SYN | l4::TCP_ACK | l4::TCP_RST | l4::TCP_FIN) == l4::TCP_SYN;
     let backend = match existing {
         Some(_) => {
             // Its backend failed or left the configuration: move the flow.
-            let Some(nb) = pick_new(snap, st, svc, p, hash, now) else {
+            let Some(nb) = pick_new(snap, st, svc, p, hash, now, opening) else {
                 return Verdict::Drop(DropReason::NoHealthyBackend);
             };
             st.flows.reassign(&id, hash, now, nb);
             st.counters.rescheduled += 1;
             nb
         }
-        None => {
-            let Some(mut nb) = pick_new(snap, st, svc, p, hash, now) else {
-                return Verdict::Drop(DropReason::NoHealthyBackend);
-            };
-            let flags = if closing { table::FLAG_CLOSING } else { 0 };
-            let expires = now.wrapping_add(if closing { closing_ms } else { idle });
-            match st.flows.insert(FlowSlot::new(id, nb, flags, expires), hash, now) {
-                Insert::Stored => {}
-                Insert::Reclaimed(_) => st.counters.reclaimed_on_insert += 1,
-                Insert::Full => {
-                    // Never drop for a full table: forward by the consistent hash, statelessly.
-                    st.counters.stateless_fallbacks += 1;
-                    if let Some(b) = snap.maglev(svc).lookup(hash) {
-                        nb = b;
-                    }
-                }
-            }
-            st.counters.services[s.id as usize].new_flows += 1;
-            st.counters.backends[nb as usize].new_flows += 1;
-            nb
-        }
+        None => match new_flow(snap, st, svc, p, &id, hash, now, opening, closing, idle) {
+            Ok(nb) => nb,
+            Err(r) => return Verdict::Drop(r),
+        },
     };
     let Some(f) = snap.forward(svc, backend) else {
         return Verdict::Drop(DropReason::NoHealthyBackend);
@@ -451,11 +461,111 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
     send_to_backend(cx, st, pkt, p, s, f, backend)
 }
 
-/// A backend for a new flow: persistence first (if the service has it), then the scheduler.
+/// A known flow that is closing, or has seen only a SYN, or is about to be either.
+#[cold]
+fn change_state(e: &mut FlowSlot, p: &Parsed, s: &ServiceInfo, closing: bool, idle: u32, now: Millis) {
+    let closing_ms = s.closing_ms.min(idle);
+    if closing && e.flags & table::FLAG_CLOSING == 0 {
+        // Once the client sent FIN or RST the flow stays on the short closing timeout.
+        e.flags = (e.flags | table::FLAG_CLOSING) & !table::FLAG_EMBRYONIC;
+        e.expires = now.wrapping_add(closing_ms);
+        return;
+    }
+    if e.flags & table::FLAG_EMBRYONIC != 0 && p.tcp_flags & l4::TCP_SYN == 0 {
+        // The handshake's last ACK: an established connection, on the idle timeout.
+        e.flags &= !table::FLAG_EMBRYONIC;
+        e.expires = now.wrapping_add(idle);
+        return;
+    }
+    let ttl = if e.flags & table::FLAG_CLOSING != 0 { closing_ms } else { s.syn_ms.min(idle) };
+    if (e.expires.wrapping_sub(now) as i32) < ttl as i32 {
+        e.expires = now.wrapping_add(ttl + ttl / 32);
+    }
+}
+
+/// A flow this worker holds no state for: pick its backend and remember it. Out of line: the
+/// established path is the one to keep short.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn new_flow(
+    snap: &Snapshot,
+    st: &mut State,
+    svc: usize,
+    p: &Parsed,
+    id: &FlowId,
+    hash: u64,
+    now: Millis,
+    opening: bool,
+    closing: bool,
+    idle: u32,
+) -> Result<u32, DropReason> {
+    if martian(snap, p.src) {
+        return Err(DropReason::MartianSource);
+    }
+    if p.ttl == 0 {
+        return Err(DropReason::TtlExceeded);
+    }
+    let s = &snap.services[svc];
+    let mut nb = pick_new(snap, st, svc, p, hash, now, opening).ok_or(DropReason::NoHealthyBackend)?;
+    let (flags, ttl) = if closing {
+        (table::FLAG_CLOSING, s.closing_ms.min(idle))
+    } else if p.proto == ipv4::PROTO_TCP && opening {
+        (table::FLAG_EMBRYONIC, s.syn_ms.min(idle))
+    } else {
+        (0, idle)
+    };
+    match st.flows.insert(FlowSlot::new(*id, nb, flags, now.wrapping_add(ttl)), hash, now) {
+        Insert::Stored => {}
+        Insert::Reclaimed(old) => {
+            st.counters.reclaimed_on_insert += 1;
+            if old.flags & table::FLAG_EMBRYONIC != 0 {
+                st.counters.embryonic_expired += 1;
+            }
+        }
+        Insert::Full => {
+            // Never drop for a full table: forward without state, by the answer its later
+            // packets (which will not find state either) get from the consistent hash.
+            if opening {
+                st.counters.stateless_fallbacks += 1;
+                if s.persistence.is_none() {
+                    nb = sched::consistent(snap, svc, p.src, p.dst, hash).unwrap_or(nb);
+                }
+            }
+        }
+    }
+    if opening {
+        st.counters.services[s.id as usize].new_flows += 1;
+        st.counters.backends[nb as usize].new_flows += 1;
+    } else {
+        st.counters.midflow_without_state += 1;
+    }
+    Ok(nb)
+}
+
+/// Whether a new flow's source is one no client can have: 0/8, 127/8, multicast, reserved and
+/// broadcast, or one of our own VIPs and addresses.
 #[inline]
-fn pick_new(snap: &Snapshot, st: &mut State, svc: usize, p: &Parsed, hash: u64, now: Millis) -> Option<u32> {
+fn martian(snap: &Snapshot, src: [u8; 4]) -> bool {
+    src[0] == 0 || src[0] == 127 || src[0] >= 224 || snap.is_vip(src) || snap.lb_addr_port(src).is_some()
+}
+
+/// A backend for a flow this worker holds no state for: persistence first (if the service has
+/// it), then the scheduler for a new connection, or the consistent hash for one already open.
+#[inline]
+fn pick_new(
+    snap: &Snapshot,
+    st: &mut State,
+    svc: usize,
+    p: &Parsed,
+    hash: u64,
+    now: Millis,
+    opening: bool,
+) -> Option<u32> {
     if let Some(per) = snap.services[svc].persistence {
         return st.persist.pick(snap, svc, per, persisted_addr(per.by, p.src, p.dst), now);
+    }
+    if !opening {
+        return sched::consistent(snap, svc, p.src, p.dst, hash);
     }
     sched::pick(snap, svc, p, hash, &mut st.wrr[svc], &st.flows)
 }
@@ -487,6 +597,7 @@ fn send_to_backend<B: PacketBuf, S: PacketSink<B>>(
         }
         EncapResult::NoBuffer => Verdict::Drop(DropReason::NoBuffer),
         EncapResult::TooBig { mtu } => frag_needed(cx, st, pkt, p, mtu),
+        EncapResult::CannotFragment => Verdict::Drop(DropReason::TooBig),
     }
 }
 
@@ -509,7 +620,7 @@ fn frag_needed<B: PacketBuf, S>(
     let from = in_p.addrs.first().map(|a| a.octets()).unwrap_or(p.dst);
     if rewrite::make_frag_needed(pkt, p, from, in_p.mac, mtu) {
         st.counters.frag_needed_sent += 1;
-        Verdict::Tx(cx.in_port)
+        Verdict::Reply(cx.in_port)
     } else {
         Verdict::Drop(DropReason::TooBigDontFragment)
     }
@@ -558,14 +669,12 @@ fn icmp_to_vip<B: PacketBuf, S: PacketSink<B>>(
     let hash = key.hash();
     let id = key.id(snap.services[svc].id);
     let owner = st.flows.get_mut(&id, hash, now).map(|e| e.backend).filter(|b| snap.keeps_flows(svc, *b));
-    // Not in this worker's table (RSS put the error on another queue): the consistent hash
-    // gives the backend the flow was scheduled to.
-    let owner = owner.or_else(|| {
-        let s = &snap.services[svc];
-        match s.persistence {
-            Some(per) => snap.maglev(svc).lookup(hash_addr(persisted_addr(per.by, client, vip))),
-            None => snap.maglev(svc).lookup(hash),
-        }
+    // Not in this worker's table (RSS put the error on another queue, or another instance
+    // holds the flow): the consistent hash gives the backend the flow was scheduled to — on
+    // the client or the VIP for those hashes and for persistence, on the flow otherwise.
+    let owner = owner.or_else(|| match snap.services[svc].persistence {
+        Some(per) => snap.maglev(svc).lookup(hash_addr(persisted_addr(per.by, client, vip))),
+        None => sched::consistent(snap, svc, client, vip, hash),
     });
     let Some(backend) = owner else {
         return Verdict::Drop(DropReason::NoHealthyBackend);

@@ -31,6 +31,15 @@ pub fn to_backend<B: PacketBuf, S: PacketSink<B>>(
     sink: &mut S,
 ) -> EncapResult {
     match mode {
+        // A packet the egress cannot carry is refused here, not by the device (which would
+        // also lose the frames queued behind it); these modes do not fragment.
+        ForwardMode::L2 | ForwardMode::Dscp(_) if p.ip_len() > f.mtu as usize => {
+            if p.df {
+                EncapResult::TooBig { mtu: f.mtu }
+            } else {
+                EncapResult::CannotFragment
+            }
+        }
         ForwardMode::L2 => {
             rewrite_l2(pkt.data_mut(), f.next_hop, f.port_mac);
             EncapResult::Done
@@ -128,6 +137,8 @@ pub enum EncapResult {
     TooBig { mtu: u16 },
     /// No headroom or no buffer for a fragment (packet unusable).
     NoBuffer,
+    /// Too big for the egress MTU, DF clear, in a mode that does not fragment (l2, dscp).
+    CannotFragment,
 }
 
 /// `ipip`: prepend an outer IPv4 header (src LB, dst server, protocol 4, TTL 64, TOS and DF from

@@ -34,6 +34,20 @@ impl WrrState {
     }
 }
 
+/// The backend any worker of any instance gives a flow of service position `svc` without state
+/// for it: the service's Maglev table on what the scheduler hashes — the source or destination
+/// address for those hashes, the flow otherwise. Round robin and least connections have no
+/// stateless answer; for them this is their documented rule: Maglev on the flow.
+#[inline]
+pub fn consistent(snap: &Snapshot, svc: usize, src: [u8; 4], dst: [u8; 4], flow_hash: u64) -> Option<u32> {
+    let table = snap.maglev(svc);
+    match snap.services[svc].scheduler {
+        Scheduler::SourceHash => table.lookup(hash_addr(src)),
+        Scheduler::DestinationHash => table.lookup(hash_addr(dst)),
+        _ => table.lookup(flow_hash),
+    }
+}
+
 /// The backend for a new flow of service position `svc`, or `None` if none is healthy.
 #[inline]
 pub fn pick(
@@ -44,19 +58,15 @@ pub fn pick(
     wrr: &mut WrrState,
     flows: &FlowTable,
 ) -> Option<u32> {
-    let s = &snap.services[svc];
-    let table = snap.maglev(svc);
-    // Fragments are scheduled on addresses only (their flow hash has no ports), statelessly
-    // consistent so that every fragment, on whichever worker, reaches the same backend.
+    // Fragments are scheduled statelessly (their flow hash has no ports), so that every
+    // fragment, on whichever worker, reaches the same backend as the datagram's first one.
     if p.fragment != Fragment::Whole {
-        return table.lookup(flow_hash);
+        return consistent(snap, svc, p.src, p.dst, flow_hash);
     }
-    match s.scheduler {
-        Scheduler::Maglev => table.lookup(flow_hash),
-        Scheduler::SourceHash => table.lookup(hash_addr(p.src)),
-        Scheduler::DestinationHash => table.lookup(hash_addr(p.dst)),
+    match snap.services[svc].scheduler {
         Scheduler::WeightedRoundRobin => wrr.pick(&snap.eligible[svc]),
         Scheduler::LeastConnections => least_connections(&snap.eligible[svc], flows, flow_hash),
+        _ => consistent(snap, svc, p.src, p.dst, flow_hash),
     }
 }
 

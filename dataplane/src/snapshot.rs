@@ -162,6 +162,8 @@ pub struct ServiceInfo {
     pub udp_idle_ms: u32,
     /// Idle timeout once the client sent FIN or RST.
     pub closing_ms: u32,
+    /// Lifetime of a TCP flow that has seen only a SYN.
+    pub syn_ms: u32,
     pub backends: Vec<BackendInfo>,
     pub maglev_size: u32,
 }

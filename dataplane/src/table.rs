@@ -48,6 +48,9 @@ pub struct Entry {
 pub const FLAG_USED: u8 = 0x01;
 /// The client sent FIN or RST: the entry lives only for the short closing timeout.
 pub const FLAG_CLOSING: u8 = 0x02;
+/// Only a SYN seen so far: the entry lives only for the short SYN timeout, so that spoofed SYNs
+/// cannot hold the table for a whole idle timeout.
+pub const FLAG_EMBRYONIC: u8 = 0x04;
 
 /// A slot of a key of any type and an `Entry`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

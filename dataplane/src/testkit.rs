@@ -201,6 +201,7 @@ pub fn service(
         tcp_idle_ms: 300_000,
         udp_idle_ms: 30_000,
         closing_ms: 10_000,
+        syn_ms: 3_000,
         backends,
         maglev_size: 65537,
     }
@@ -317,6 +318,7 @@ pub fn every_feature() -> Snapshot {
         tcp_idle_ms: 1000,
         udp_idle_ms: 500,
         closing_ms: 100,
+        syn_ms: 50,
         backends: backends(id as u32 * 3),
         maglev_size: 251,
     };

@@ -428,6 +428,7 @@ fn idle_flows_expire_and_fin_shortens_life() {
     s.closing_ms = 1_000;
     let mut w = worker(Snapshot::build(1, vec![lan_port(1500)], vec![s]).unwrap());
     run(&mut w, &client_tcp(VIP_L2, 1, 80, 0x02, b""), 0, 0);
+    run(&mut w, &client_tcp(VIP_L2, 1, 80, 0x10, b""), 0, 10); // the handshake's ACK
     run(&mut w, &client_tcp(VIP_L2, 2, 80, 0x02, b""), 0, 0);
     run(&mut w, &client_tcp(VIP_L2, 2, 80, 0x11, b""), 0, 100); // FIN
     assert_eq!(w.flows().len(), 2);

@@ -36,10 +36,10 @@ fn valid_frames() -> Vec<Vec<u8>> {
     v
 }
 
-/// Counters must account for every packet: forwarded + to control + dropped = received.
+/// Counters must account for every packet: forwarded + to control + dropped + answered = received.
 fn check_accounting(w: &dataplane::Worker) {
     let c = w.counters();
-    assert_eq!(c.forwarded + c.to_control + c.total_drops(), c.rx_packets);
+    assert_eq!(c.accounted(), c.rx_packets);
 }
 
 proptest! {

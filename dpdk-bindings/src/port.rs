@@ -179,6 +179,9 @@ impl Port {
         if cfg.promiscuous {
             // SAFETY: started port; some vdevs refuse (-ENOTSUP), which is harmless.
             unsafe { ffi::rte_eth_promiscuous_enable(id) };
+        } else {
+            // SAFETY: as above: some vdevs cannot filter; software then checks the MAC.
+            unsafe { ffi::rte_eth_promiscuous_disable(id) };
         }
 
         let name = port_name(id);
@@ -217,6 +220,15 @@ impl Port {
         // SAFETY: a is a valid out-pointer.
         check("rte_eth_macaddr_get", unsafe { ffi::rte_eth_macaddr_get(self.inner.id, &mut a) })?;
         Ok(a.addr_bytes)
+    }
+
+    /// Give the port another MAC (the devices that cannot refuse with an error).
+    pub fn set_mac(&self, mac: [u8; 6]) -> Result<()> {
+        let mut a = ffi::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: a is a valid address the call only reads.
+        check("rte_eth_dev_default_mac_addr_set", unsafe {
+            ffi::rte_eth_dev_default_mac_addr_set(self.inner.id, &mut a)
+        })
     }
 
     pub fn mtu(&self) -> Result<u16> {

@@ -2,7 +2,7 @@
 //! protocol mix, with correct checksums. `net_pcap` with `infinite_rx=1` replays the file.
 //!
 //!     dsrlb-pcapgen --out F.pcap --flows 10000 --size 64 [--proto tcp|udp|mix] [--syn]
-//!                   [--vip 10.0.0.100] [--dport 80] [--shard K/N]
+//!                   [--vip 10.0.0.100] [--dport 80] [--shard K/N] [--dst-mac MAC]
 //!
 //! `--shard K/N` writes only flows i with i mod N = K: N such files split the flows between N
 //! receive queues (one file per `rx_pcap=` of a multi-queue net_pcap port), each flow whole on
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use dataplane::testkit::{sized_tcp, sized_udp};
+use dataplane::wire::MacAddr;
 use pcap_file::pcap::{PcapPacket, PcapWriter};
 
 #[derive(Parser)]
@@ -38,6 +39,9 @@ struct Args {
     /// K/N: only flows i with i mod N = K.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u32, u32)>,
+    /// Destination MAC of every frame: the receiving port's (dsrlb takes only frames for it).
+    #[arg(long, default_value = "02:00:00:00:00:02")]
+    dst_mac: MacAddr,
 }
 
 fn parse_shard(s: &str) -> Result<(u32, u32), String> {
@@ -60,11 +64,13 @@ fn frame(a: &Args, i: u32) -> Vec<u8> {
     let src = Ipv4Addr::from(0x0a80_0000u32 + i / 50_000).octets();
     let sport = 1024 + (i % 50_000) as u16;
     let size = a.size.max(64);
-    if udp {
+    let mut f = if udp {
         sized_udp(src, sport, a.vip.octets(), a.dport, size)
     } else {
         sized_tcp(src, sport, a.vip.octets(), a.dport, size, a.syn)
-    }
+    };
+    f[0..6].copy_from_slice(&a.dst_mac.0);
+    f
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -71,6 +71,9 @@ pub struct PortConfig {
     /// Next hop for servers or clients not on this port's subnets.
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
+    /// The port's MAC, if not the device's own.
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
 }
 
 impl PortConfig {
@@ -240,6 +243,10 @@ pub struct ServiceConfig {
     /// Idle timeout once the client sent FIN or RST.
     #[serde(default = "defaults::closing")]
     pub closing_timeout: Seconds,
+    /// Lifetime of a TCP flow that has seen only a SYN (the handshake's ACK makes it an
+    /// established flow on `tcp_idle_timeout`): spoofed SYNs hold the flow table this long.
+    #[serde(default = "defaults::syn")]
+    pub tcp_syn_timeout: Seconds,
     #[serde(default = "defaults::maglev_size")]
     pub maglev_size: u32,
     #[serde(default)]
@@ -316,6 +323,9 @@ mod defaults {
     }
     pub fn closing() -> Seconds {
         Seconds(10.0)
+    }
+    pub fn syn() -> Seconds {
+        Seconds(3.0)
     }
     pub fn maglev_size() -> u32 {
         dataplane::maglev::DEFAULT_SIZE

@@ -80,6 +80,9 @@ fn ports(cfg: &Config) -> Result<(), Invalid> {
         if p.addresses.is_empty() {
             return Err((at("addresses"), "the LB needs an address on every port (ARP, probes)".into()));
         }
+        if p.mac.is_some_and(|m| !m.is_unicast()) {
+            return Err((at("mac"), "not a unicast MAC address".into()));
+        }
         if !(576..=9600).contains(&p.mtu) {
             return Err((at("mtu"), format!("MTU {} outside 576..=9600", p.mtu)));
         }
@@ -100,6 +103,7 @@ fn service(cfg: &Config, i: usize, s: &ServiceConfig, lb_addrs: &HashSet<Ipv4Add
         ("tcp_idle_timeout", s.tcp_idle_timeout),
         ("udp_idle_timeout", s.udp_idle_timeout),
         ("closing_timeout", s.closing_timeout),
+        ("tcp_syn_timeout", s.tcp_syn_timeout),
     ] {
         within(v, 0.0, 86_400.0).map_err(|e| (at(name), e))?;
     }

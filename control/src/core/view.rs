@@ -135,6 +135,8 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
         flows,
         flow_capacity: cap,
         stateless_fallbacks: total.stateless_fallbacks,
+        midflow_without_state: total.midflow_without_state,
+        embryonic_expired: total.embryonic_expired,
         reclaimed_on_insert: total.reclaimed_on_insert,
         expired_by_sweep: total.expired_by_sweep,
         rescheduled: total.rescheduled,

@@ -96,6 +96,20 @@ impl std::str::FromStr for MacAddr {
     }
 }
 
+/// Whether a frame's destination MAC is `mac` (`false` for a frame too short to have one).
+#[inline(always)]
+pub fn dst_is(frame: &[u8], mac: [u8; 6]) -> bool {
+    match frame.first_chunk::<6>() {
+        // Two integer compares rather than a byte-slice comparison.
+        Some(d) => {
+            u32::from_ne_bytes([d[0], d[1], d[2], d[3]])
+                == u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]])
+                && u16::from_ne_bytes([d[4], d[5]]) == u16::from_ne_bytes([mac[4], mac[5]])
+        }
+        None => false,
+    }
+}
+
 /// Set destination and source MAC in place.
 #[inline]
 pub fn set_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
