@@ -126,6 +126,16 @@ pub fn render(v: &View) -> String {
     ev.get_or_create(&l(&[("event", "reclaimed_on_insert")])).inc_by(v.stats.reclaimed_on_insert);
     ev.get_or_create(&l(&[("event", "expired_by_sweep")])).inc_by(v.stats.expired_by_sweep);
     ev.get_or_create(&l(&[("event", "rescheduled")])).inc_by(v.stats.rescheduled);
+    let arp = counter(&mut reg, "arp", "ARP the control core heard, by what it made of it");
+    for (k, n) in [
+        ("taken", v.stats.arp_taken),
+        ("unsolicited", v.stats.arp_unsolicited),
+        ("rejected", v.stats.arp_rejected),
+        ("conflict", v.stats.arp_conflicts),
+        ("changed", v.stats.arp_changes),
+    ] {
+        arp.get_or_create(&l(&[("kind", k)])).inc_by(n);
+    }
     let mut out = String::new();
     let _ = encode(&mut out, &reg);
     out

@@ -109,7 +109,7 @@ pub fn replay(a: &ReplayArgs) -> Result<ReplaySummary, String> {
     let stand_ins = |rt: &mut Runtime, at: Instant| {
         for (port, ip, mac) in rt.neigh.list(at) {
             if mac.is_none() {
-                rt.neigh.learn(port, ip, stand_in_mac(ip), at);
+                rt.neigh.assume(port, ip, stand_in_mac(ip), at);
             }
         }
     };
@@ -182,7 +182,7 @@ fn learn_arp(rt: &mut Runtime, port: u16, frame: &[u8], at: Instant) -> bool {
         return false;
     }
     let Ok(arp) = ArpPacket::new_checked(eth.payload()) else { return false };
-    rt.neigh.learn(port, Ipv4Addr::from(arp.sender_ip()), MacAddr(arp.sender_mac()), at).is_some()
+    rt.neigh.assume(port, Ipv4Addr::from(arp.sender_ip()), MacAddr(arp.sender_mac()), at)
 }
 
 #[cfg(test)]

@@ -47,7 +47,8 @@ pub struct BackendView {
 
 impl Runtime {
     pub fn new(cfg: Config, port_macs: Vec<MacAddr>) -> Runtime {
-        let neigh = Neighbors::new(cfg.arp.refresh.duration(), cfg.arp.expiry.duration());
+        let mut neigh = Neighbors::new(cfg.arp.refresh.duration(), cfg.arp.expiry.duration());
+        neigh.set_own_macs(&port_macs);
         let mut rt = Runtime {
             subnets: cfg.port_subnets(),
             cfg: cfg.clone(),
@@ -292,8 +293,8 @@ mod tests {
         // Nothing resolved yet: every backend is down, the snapshot still builds.
         let snap = rt.build_snapshot(now).unwrap();
         assert!(snap.services[0].backends.iter().all(|b| b.state == BackendState::Down));
-        rt.neigh.learn(0, "10.0.0.11".parse().unwrap(), MacAddr([2, 0, 0, 0, 0, 0x11]), now);
-        rt.neigh.learn(0, "10.0.0.1".parse().unwrap(), MacAddr([2, 0, 0, 0, 0, 0x01]), now);
+        rt.neigh.assume(0, "10.0.0.11".parse().unwrap(), MacAddr([2, 0, 0, 0, 0, 0x11]), now);
+        rt.neigh.assume(0, "10.0.0.1".parse().unwrap(), MacAddr([2, 0, 0, 0, 0, 0x01]), now);
         let v = rt.backends(now);
         assert_eq!(v[0].info.state, BackendState::Up);
         assert_eq!(v[1].info.state, BackendState::Down, "MAC unresolved");

@@ -147,6 +147,17 @@ pub struct Stats {
     pub punt_dropped: u64,
     pub control_frames: u64,
     pub arp_replies_sent: u64,
+    /// ARP replies to our requests, taken.
+    pub arp_taken: u64,
+    /// ARP nobody asked for (gratuitous, unsolicited replies): changes nothing.
+    pub arp_unsolicited: u64,
+    /// ARP with an impossible MAC or a forged sender.
+    pub arp_rejected: u64,
+    /// A second MAC claimed a neighbour whose MAC still answers (kept the first).
+    pub arp_conflicts: u64,
+    /// A neighbour's MAC replaced after the old one stopped answering.
+    pub arp_changes: u64,
     pub echo_replies_sent: u64,
     pub probe_replies: u64,
+    pub probe_replies_forged: u64,
 }

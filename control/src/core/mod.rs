@@ -25,7 +25,8 @@ use log::{error, info, warn};
 use crate::config::{Config, HealthCheckConfig};
 use crate::ctl::{CtlCommand, CtlRequest};
 use crate::errors::ReloadError;
-use crate::probe::{wire::ip_of, Outcome, Prober, Target};
+use crate::neigh::Heard;
+use crate::probe::{wire::ip_of, Outcome, Prober, Reply, Target};
 use crate::runtime::Runtime;
 use crate::view::View;
 use health::Transition;
@@ -177,10 +178,23 @@ impl<L: Links> ControlCore<L> {
         let Ok(eth) = EthernetFrame::new_checked(frame) else { return };
         if eth.ethertype() == ETHERTYPE_ARP {
             let Ok(a) = ArpPacket::new_checked(eth.payload()) else { return };
-            let sender = Ipv4Addr::from(a.sender_ip());
-            if let Some(change) = self.rt.neigh.learn(port, sender, MacAddr(a.sender_mac()), now) {
+            let heard = Heard {
+                port,
+                eth_src: MacAddr(eth.src()),
+                operation: a.operation(),
+                sender_mac: MacAddr(a.sender_mac()),
+                sender_ip: Ipv4Addr::from(a.sender_ip()),
+            };
+            let conflicts = self.rt.neigh.counters.conflicts;
+            if let Some(change) = self.rt.neigh.heard(&heard, now) {
                 info!("neighbour: {change:?}");
                 self.dirty = true;
+            }
+            if self.rt.neigh.counters.conflicts > conflicts {
+                warn!(
+                    "neighbour {}: {} answered for it, but its MAC still answers: kept (ARP conflict)",
+                    heard.sender_ip, heard.sender_mac
+                );
             }
             if let Some(reply) = responder::arp_reply(&self.rt, port, &a) {
                 self.counters.arp_replies += 1;
@@ -194,8 +208,10 @@ impl<L: Links> ControlCore<L> {
             return;
         }
         if let Some(ip) = ip_of(frame) {
-            if self.prober.on_packet(ip, now) {
-                self.counters.probe_replies += 1;
+            match self.prober.on_packet(ip, port, MacAddr(eth.src()), now) {
+                Reply::Taken => self.counters.probe_replies += 1,
+                Reply::Forged => self.counters.probe_replies_forged += 1,
+                Reply::NotOurs => {}
             }
         }
     }
@@ -227,9 +243,14 @@ impl<L: Links> ControlCore<L> {
             }
             self.dirty = true;
         }
-        for (port, ip) in ask {
-            let f = responder::arp_request(self.rt.port_macs[port as usize], self.rt.lb_addr(port), ip);
-            self.send(port, &f);
+        for a in ask {
+            let f = responder::arp_request(
+                self.rt.port_macs[a.port as usize],
+                self.rt.lb_addr(a.port),
+                a.ip,
+                a.unicast_to,
+            );
+            self.send(a.port, &f);
         }
         // Health checks due. Only those are looked at further: with thousands of backends,
         // building every probe target on every tick was most of the control core's work.

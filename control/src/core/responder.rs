@@ -28,10 +28,11 @@ fn arp_frame(dst: MacAddr, repr: ArpRepr) -> Vec<u8> {
     ethernet(dst, MacAddr(repr.sender_mac), ETHERTYPE_ARP, &a)
 }
 
-/// Who has `target`? Tell `sender` (our address on the port).
-pub fn arp_request(port_mac: MacAddr, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+/// Who has `target`? Tell `sender` (our address on the port). Broadcast, or straight to the MAC
+/// `target` had (to see whether it still answers).
+pub fn arp_request(port_mac: MacAddr, sender: Ipv4Addr, target: Ipv4Addr, to: Option<MacAddr>) -> Vec<u8> {
     arp_frame(
-        MacAddr::BROADCAST,
+        to.unwrap_or(MacAddr::BROADCAST),
         ArpRepr {
             operation: arp::OP_REQUEST,
             sender_mac: port_mac.0,

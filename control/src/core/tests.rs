@@ -227,3 +227,105 @@ fn a_backend_comes_up_only_on_answers_from_the_vip() {
     assert!(dscp.last_error.as_deref().unwrap_or("").contains("not from the VIP"), "{:?}", dscp.last_error);
     assert!(dscp.probes >= 3, "probed on its interval: {}", dscp.probes);
 }
+
+#[test]
+fn forged_arp_moves_no_backend() {
+    let t0 = Instant::now();
+    let mut cc = resolved(t0);
+    let published = cc.links().published.len();
+    let attacker = MacAddr([2, 0, 0, 0, 0, 0x66]);
+    let backend = [10, 0, 0, 11];
+    let mut forged = vec![
+        arp_from(arp::OP_REQUEST, attacker, backend, backend), // gratuitous, its own MAC
+        arp_from(arp::OP_REPLY, attacker, backend, [10, 0, 0, 2]), // an unsolicited reply
+        arp_from(arp::OP_REQUEST, MacAddr::BROADCAST, backend, backend),
+    ];
+    // A reply with the sender forged (Ethernet source the attacker's).
+    let mut f = arp_from(arp::OP_REPLY, SERVER_MAC, backend, [10, 0, 0, 2]);
+    f[6..12].copy_from_slice(&attacker.0);
+    forged.push(f);
+    // Well after our request's answer window: nobody asked.
+    for (k, f) in forged.into_iter().enumerate() {
+        cc.links_mut().punted.push_back((0, f));
+        cc.poll(t0 + Duration::from_millis(3000 + k as u64));
+    }
+    assert_eq!(cc.links().published.len(), published, "no new snapshot: nothing changed");
+    let snap = cc.current();
+    for svc in 0..3 {
+        let f = snap.forward(svc, snap.services[svc].backends[0].id).unwrap();
+        assert_eq!(f.next_hop, SERVER_MAC.0, "service {svc}: still the server's MAC");
+    }
+    cc.update_view(t0 + Duration::from_millis(3100));
+    let s = cc.view().stats;
+    assert_eq!((s.arp_unsolicited, s.arp_rejected, s.arp_changes), (2, 2, 0));
+}
+
+/// An echo reply from the VIP to the LB, with this ident and sequence number, from `mac`.
+fn echo_reply(ident: u16, seq: u16, mac: MacAddr) -> Vec<u8> {
+    let mut m = vec![0, 0, 0, 0];
+    m.extend_from_slice(&ident.to_be_bytes());
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(b"dsrlb health probe......");
+    let c = dataplane::testkit::csum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    eth(LB_MAC.0, mac.0, 0x0800, &dataplane::testkit::Ip::new(1, [10, 0, 0, 100], [10, 0, 0, 2]).bytes(&m))
+}
+
+#[test]
+fn forged_probe_replies_keep_no_dead_backend_up() {
+    let icmp = EVERY_MODE.replace("check: tcp,", "check: icmp,");
+    let t0 = Instant::now();
+    let mut cc = control_core(&icmp, t0);
+    cc.poll(t0);
+    cc.links_mut().punted.push_back((0, arp_from(arp::OP_REPLY, SERVER_MAC, [10, 0, 0, 11], [10, 0, 0, 2])));
+    // Three seconds: the server is dead (it never answers). Every 100 ms a forger on the
+    // segment sweeps every ident, as the server and as itself, with a sequence number it must
+    // guess: none of it may keep the backend up.
+    let attacker = MacAddr([2, 0, 0, 0, 0, 0x66]);
+    for k in 0..600u32 {
+        let now = t0 + super::TICK * k;
+        if k % 20 == 0 {
+            for ident in (0..=u16::MAX).step_by(7) {
+                let mac = if ident % 2 == 0 { SERVER_MAC } else { attacker };
+                cc.links_mut().punted.push_back((0, echo_reply(ident, 1, mac)));
+            }
+        }
+        // Forged SYN-ACKs from the VIP to every probe port (TCP checks get the same guard).
+        while cc.poll(now) {}
+    }
+    cc.update_view(t0 + super::TICK * 600);
+    let v = cc.view();
+    let b = v.backends.iter().find(|b| b.service == "10.0.0.100:80/tcp").unwrap();
+    assert_eq!(b.state, BackendState::Down, "dead backend kept down: {:?}", b.last_error);
+    assert_eq!(b.transitions, 0);
+    assert!(v.stats.probe_replies_forged > 0, "forgeries naming a probe were seen and refused");
+    assert_eq!(v.stats.probe_replies, 0);
+}
+
+#[test]
+fn forged_syn_acks_keep_no_dead_backend_up() {
+    let t0 = Instant::now();
+    let mut cc = resolved(t0);
+    let attacker = MacAddr([2, 0, 0, 0, 0, 0x66]);
+    for k in 0..400u32 {
+        let now = t0 + Duration::from_millis(500) + super::TICK * k;
+        cc.poll(now);
+        let sent = std::mem::take(&mut cc.links_mut().sent);
+        // The forger sees no probe; it guesses the port (here: right, as if it could) but not
+        // the initial sequence number, from the VIP, as the server and as itself.
+        for (_, f) in sent.iter().filter(|(_, f)| f[23] == 6 && f[30..34] == [10, 0, 0, 100]) {
+            for mac in [SERVER_MAC, attacker] {
+                let mut forged = syn_ack_to(f, [10, 0, 0, 100]);
+                forged[6..12].copy_from_slice(&mac.0);
+                // A guessed acknowledgement number, not the probe's.
+                forged[42..46].copy_from_slice(&1001u32.to_be_bytes());
+                cc.links_mut().punted.push_back((0, forged));
+            }
+        }
+    }
+    cc.update_view(t0 + Duration::from_secs(3));
+    let v = cc.view();
+    let b = v.backends.iter().find(|b| b.service == "10.0.0.100:80/tcp").unwrap();
+    assert_eq!(b.state, BackendState::Down, "{:?}", b.last_error);
+    assert_eq!(b.transitions, 0);
+}

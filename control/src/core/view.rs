@@ -20,6 +20,9 @@ pub struct ControlCounters {
     pub arp_replies: u64,
     pub echo_replies: u64,
     pub probe_replies: u64,
+    /// Packets naming a probe in flight that did not come its way (port, next hop) or did not
+    /// carry its ident, sequence or port.
+    pub probe_replies_forged: u64,
 }
 
 /// Everything the view is built from besides the runtime.
@@ -149,8 +152,14 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
         punt_dropped,
         control_frames: i.control.frames,
         arp_replies_sent: i.control.arp_replies,
+        arp_taken: rt.neigh.counters.taken,
+        arp_unsolicited: rt.neigh.counters.unsolicited,
+        arp_rejected: rt.neigh.counters.rejected,
+        arp_conflicts: rt.neigh.counters.conflicts,
+        arp_changes: rt.neigh.counters.changes,
         echo_replies_sent: i.control.echo_replies,
         probe_replies: i.control.probe_replies,
+        probe_replies_forged: i.control.probe_replies_forged,
     };
     let up = i.now.saturating_duration_since(i.start);
     let status = Status {
@@ -194,7 +203,7 @@ mod tests {
         let mut rt = Runtime::new(cfg, vec![MacAddr([2, 0, 0, 0, 0, 0xfe])]);
         for (ip, up) in [("10.0.0.11", true), ("10.0.0.12", true), ("10.0.0.13", false)] {
             let ip = ip.parse().unwrap();
-            rt.neigh.learn(0, ip, MacAddr([2, 0, 0, 0, 0, 0x11]), now);
+            rt.neigh.assume(0, ip, MacAddr([2, 0, 0, 0, 0, 0x11]), now);
             let id = rt.backend_id(&rt.cfg.services[0].clone(), ip);
             rt.health.get_mut(&id).unwrap().up = up;
         }

@@ -20,7 +20,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use dataplane::snapshot::{Forward, ForwardMode};
-use dataplane::wire::{icmp, ipv4, Ipv4Repr};
+use dataplane::wire::{icmp, ipv4, Ipv4Repr, MacAddr};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
@@ -64,6 +64,38 @@ pub enum Outcome {
 /// What the control core must send: (port, frame).
 pub type Out = Vec<(u16, Vec<u8>)>;
 
+/// What the prober made of a packet for an LB address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// A reply to a probe in flight.
+    Taken,
+    /// It names a probe in flight, but does not come the way the probe went (port, next hop)
+    /// or does not carry what the probe did: not taken.
+    Forged,
+    /// Nothing to do with a probe.
+    NotOurs,
+}
+
+/// A small pseudo-random generator (splitmix64), seeded from the OS.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Rng {
+        let mut seed = [0u8; 8];
+        // Without the OS's randomness the time still differs between instances and restarts.
+        if getrandom::getrandom(&mut seed).is_err() {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            seed = (t.as_nanos() as u64 ^ std::process::id() as u64).to_le_bytes();
+        }
+        Rng(u64::from_le_bytes(seed))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        dataplane::flow::mix64(self.0)
+    }
+}
+
 struct Inflight {
     target: Target,
     started: Instant,
@@ -83,8 +115,17 @@ fn failure(wrong_source: Option<Ipv4Addr>, vip: Ipv4Addr, what: String) -> Outco
 }
 
 enum Kind {
-    Icmp { ident: u16 },
-    Tcp { handle: SocketHandle, local_port: u16, request_sent: bool, response: Vec<u8> },
+    /// An echo request with a random ident and sequence number, which the reply must carry.
+    Icmp {
+        ident: u16,
+        seq: u16,
+    },
+    Tcp {
+        handle: SocketHandle,
+        local_port: u16,
+        request_sent: bool,
+        response: Vec<u8>,
+    },
 }
 
 pub struct Prober {
@@ -94,8 +135,9 @@ pub struct Prober {
     inflight: HashMap<u32, Inflight>,
     by_local_port: HashMap<u16, u32>,
     by_icmp_ident: HashMap<u16, u32>,
-    next_port: u16,
-    next_ident: u16,
+    /// Idents, sequence numbers, ports and smoltcp's initial sequence numbers are random, so a
+    /// host that sees no probe cannot forge an answer to one (nor can another instance's).
+    rng: Rng,
     ip_ident: u16,
     clock: Instant,
     /// Probes that ended inside `on_packet`, reported by the next `poll`.
@@ -114,11 +156,10 @@ fn backend_of_virtual(a: Ipv4Addr) -> Option<u32> {
 impl Prober {
     pub fn new(now: Instant) -> Prober {
         let mut device = VirtualDevice::default();
-        let mut iface = Interface::new(
-            IfaceConfig::new(HardwareAddress::Ip),
-            &mut device,
-            smoltcp::time::Instant::from_millis(0),
-        );
+        let mut rng = Rng::seeded();
+        let mut config = IfaceConfig::new(HardwareAddress::Ip);
+        config.random_seed = rng.next();
+        let mut iface = Interface::new(config, &mut device, smoltcp::time::Instant::from_millis(0));
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(LOCAL), 10));
         });
@@ -129,9 +170,8 @@ impl Prober {
             inflight: HashMap::new(),
             by_local_port: HashMap::new(),
             by_icmp_ident: HashMap::new(),
-            next_port: FIRST_PORT,
-            next_ident: 1,
-            ip_ident: 1,
+            ip_ident: rng.next() as u16,
+            rng,
             clock: now,
             done: Vec::new(),
             last_targets: HashMap::new(),
@@ -156,12 +196,15 @@ impl Prober {
         };
         match t.check {
             Check::Icmp => {
-                let ident = self.alloc_ident();
+                let Some(ident) = self.alloc_ident() else {
+                    return Some(Outcome::Fail("no free ICMP ident: too many probes in flight".into()));
+                };
+                let seq = self.rng.next() as u16;
                 let mut ip = vec![0u8; ipv4::MIN_HEADER_LEN];
                 Ipv4Repr::new(ipv4::PROTO_ICMP, t.lb_ip().octets(), t.vip.octets(), 0, 64).emit(&mut ip);
                 ip.extend_from_slice(&[icmp::ECHO_REQUEST, 0, 0, 0]);
                 ip.extend_from_slice(&ident.to_be_bytes());
-                ip.extend_from_slice(&1u16.to_be_bytes());
+                ip.extend_from_slice(&seq.to_be_bytes());
                 ip.extend_from_slice(b"dsrlb health probe......");
                 let Some(frame) = self.onto_wire(&t, ip) else {
                     return Some(Outcome::Fail("probe refused by the dataplane rewrite".into()));
@@ -170,11 +213,13 @@ impl Prober {
                 out.push((path.port, frame));
                 self.inflight.insert(
                     t.backend,
-                    Inflight { target: t, started: now, kind: Kind::Icmp { ident }, wrong_source: None },
+                    Inflight { target: t, started: now, kind: Kind::Icmp { ident, seq }, wrong_source: None },
                 );
             }
             Check::Tcp | Check::Http { .. } => {
-                let local_port = self.alloc_port();
+                let Some(local_port) = self.alloc_port() else {
+                    return Some(Outcome::Fail("no free probe port: too many probes in flight".into()));
+                };
                 let mut s = tcp::Socket::new(
                     tcp::SocketBuffer::new(vec![0; 4096]),
                     tcp::SocketBuffer::new(vec![0; 1024]),
@@ -201,24 +246,24 @@ impl Prober {
         None
     }
 
-    fn alloc_port(&mut self) -> u16 {
-        loop {
-            let p = self.next_port;
-            self.next_port = if p >= LAST_PORT { FIRST_PORT } else { p + 1 };
-            if !self.by_local_port.contains_key(&p) {
-                return p;
-            }
-        }
+    /// A free local port for a TCP probe, at random; `None` when every one is in flight.
+    fn alloc_port(&mut self) -> Option<u16> {
+        let span = (LAST_PORT - FIRST_PORT + 1) as u64;
+        let start = (self.rng.next() % span) as u16;
+        // Random tries first; a full scan only when nearly every port is taken.
+        (0..16)
+            .map(|_| FIRST_PORT + (self.rng.next() % span) as u16)
+            .chain((0..span as u16).map(|k| FIRST_PORT + (start + k) % span as u16))
+            .find(|p| !self.by_local_port.contains_key(p))
     }
 
-    fn alloc_ident(&mut self) -> u16 {
-        loop {
-            let i = self.next_ident;
-            self.next_ident = self.next_ident.wrapping_add(1).max(1);
-            if !self.by_icmp_ident.contains_key(&i) {
-                return i;
-            }
-        }
+    /// A free ICMP ident, at random; `None` when every one is in flight.
+    fn alloc_ident(&mut self) -> Option<u16> {
+        let start = self.rng.next() as u16;
+        (0..16)
+            .map(|_| self.rng.next() as u16)
+            .chain((0..=u16::MAX).map(|k| start.wrapping_add(k)))
+            .find(|i| !self.by_icmp_ident.contains_key(i))
     }
 
     /// An IP packet in wire addresses (LB → VIP), checksummed, framed and rewritten by the
@@ -228,45 +273,54 @@ impl Prober {
         wire::onto_wire(&ip, t.mode, t.path.as_ref()?, &mut self.ip_ident)
     }
 
-    /// A packet addressed to an LB address arrived (punted by a worker). Returns whether it was
-    /// a probe reply. Replies count only from the VIP of the probed service.
-    pub fn on_packet(&mut self, ip: &[u8], now: Instant) -> bool {
-        let Ok(h) = dataplane::wire::Ipv4Header::new_checked(ip) else { return false };
+    /// A packet addressed to an LB address arrived (punted by a worker) on `port` from the
+    /// neighbour `eth_src`. Whether it was taken as a probe's reply: only from the VIP of the
+    /// probed service (its DSR set-up proven), on the port the probe left by, from the next hop
+    /// it went to, carrying the probe's ident and sequence (ICMP) or to its port and from the
+    /// probed one (TCP). Anything else changes nothing.
+    pub fn on_packet(&mut self, ip: &[u8], port: u16, eth_src: MacAddr, now: Instant) -> Reply {
+        let Ok(h) = dataplane::wire::Ipv4Header::new_checked(ip) else { return Reply::NotOurs };
         let payload = h.payload();
         let src = Ipv4Addr::from(h.src());
-        match h.protocol() {
+        let (b, sport_ok) = match h.protocol() {
             ipv4::PROTO_ICMP if payload.len() >= icmp::HEADER_LEN && payload[0] == icmp::ECHO_REPLY => {
                 let ident = u16::from_be_bytes([payload[4], payload[5]]);
-                let Some(&b) = self.by_icmp_ident.get(&ident) else { return false };
-                let Some(f) = self.inflight.get_mut(&b) else { return false };
-                if src != f.target.vip {
-                    f.wrong_source = Some(src); // a reply, but not from the VIP: DSR set-up not proven
-                    return true;
-                }
-                let rtt = now.duration_since(f.started);
-                self.finish_icmp(b, ident);
-                self.done.push((b, Outcome::Ok(rtt)));
-                true
+                let seq = u16::from_be_bytes([payload[6], payload[7]]);
+                let Some(&b) = self.by_icmp_ident.get(&ident) else { return Reply::NotOurs };
+                let ok = matches!(self.inflight.get(&b), Some(f) if matches!(f.kind, Kind::Icmp { seq: s, .. } if s == seq));
+                (b, ok)
             }
             ipv4::PROTO_TCP if payload.len() >= dataplane::wire::l4::TCP_MIN_LEN => {
+                let sport = u16::from_be_bytes([payload[0], payload[1]]);
                 let dport = u16::from_be_bytes([payload[2], payload[3]]);
-                let Some(&b) = self.by_local_port.get(&dport) else { return false };
-                let Some(f) = self.inflight.get_mut(&b) else { return false };
-                if src != f.target.vip {
-                    f.wrong_source = Some(src);
-                    return true;
-                }
-                // Into smoltcp's space: from the backend's virtual address to 100.64.0.1.
-                let mut p = ip[..h.total_len()].to_vec();
-                p[ipv4::field::TOS] &= 0x03; // DSCP marks are the wire's business, not smoltcp's
-                p[ipv4::field::SRC..ipv4::field::SRC + 4].copy_from_slice(&virtual_addr(b).octets());
-                p[ipv4::field::DST..ipv4::field::DST + 4].copy_from_slice(&LOCAL.octets());
-                wire::finish_ipv4(&mut p);
-                self.device.rx.push_back(p);
-                true
+                let Some(&b) = self.by_local_port.get(&dport) else { return Reply::NotOurs };
+                (b, self.inflight.get(&b).is_some_and(|f| f.target.port == sport))
             }
-            _ => false,
+            _ => return Reply::NotOurs,
+        };
+        let Some(f) = self.inflight.get_mut(&b) else { return Reply::NotOurs };
+        let from_path = f.target.path.is_some_and(|p| p.port == port && p.next_hop == eth_src.0);
+        if !sport_ok || !from_path {
+            return Reply::Forged;
         }
+        if src != f.target.vip {
+            f.wrong_source = Some(src); // a reply, but not from the VIP: DSR set-up not proven
+            return Reply::Taken;
+        }
+        if let Kind::Icmp { ident, .. } = f.kind {
+            let rtt = now.duration_since(f.started);
+            self.finish_icmp(b, ident);
+            self.done.push((b, Outcome::Ok(rtt)));
+            return Reply::Taken;
+        }
+        // Into smoltcp's space: from the backend's virtual address to 100.64.0.1.
+        let mut p = ip[..h.total_len()].to_vec();
+        p[ipv4::field::TOS] &= 0x03; // DSCP marks are the wire's business, not smoltcp's
+        p[ipv4::field::SRC..ipv4::field::SRC + 4].copy_from_slice(&virtual_addr(b).octets());
+        p[ipv4::field::DST..ipv4::field::DST + 4].copy_from_slice(&LOCAL.octets());
+        wire::finish_ipv4(&mut p);
+        self.device.rx.push_back(p);
+        Reply::Taken
     }
 
     fn finish_icmp(&mut self, b: u32, ident: u16) {
@@ -350,7 +404,7 @@ impl Prober {
                         self.sockets.remove(handle);
                         self.by_local_port.remove(&local_port);
                     }
-                    Kind::Icmp { ident } => {
+                    Kind::Icmp { ident, .. } => {
                         self.by_icmp_ident.remove(&ident);
                     }
                 }
@@ -431,5 +485,63 @@ mod tests {
             assert_eq!(backend_of_virtual(virtual_addr(b)), Some(b));
         }
         assert_eq!(backend_of_virtual(LOCAL), None);
+    }
+}
+
+#[cfg(test)]
+mod randomness {
+    use super::*;
+
+    fn target(check: Check) -> Target {
+        Target {
+            backend: 3,
+            check,
+            vip: Ipv4Addr::new(10, 0, 0, 100),
+            port: 80,
+            mode: ForwardMode::L2,
+            path: Some(Forward {
+                service: 0,
+                port: 0,
+                keeps_flows: true,
+                takes_new: true,
+                resolved: true,
+                next_hop: [2, 0, 0, 0, 0, 0x11],
+                port_mac: [2, 0, 0, 0, 0, 0xfe],
+                real_ip: [10, 0, 0, 11],
+                outer_src: [10, 0, 0, 2],
+                mtu: 1500,
+            }),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// What a fresh prober (a new instance, or a restart) puts in its first probe of each kind:
+    /// TCP source port and initial sequence number, ICMP ident and sequence number.
+    fn first_probes() -> ([u8; 6], [u8; 4]) {
+        let now = Instant::now();
+        let mut p = Prober::new(now);
+        let mut out = Vec::new();
+        p.start(target(Check::Tcp), now, &mut out);
+        p.poll(now, &mut out);
+        let syn = &out[0].1;
+        let mut tcp = [0u8; 6];
+        tcp[..2].copy_from_slice(&syn[34..36]);
+        tcp[2..].copy_from_slice(&syn[38..42]);
+        let mut p = Prober::new(now);
+        let mut out = Vec::new();
+        p.start(Target { backend: 4, ..target(Check::Icmp) }, now, &mut out);
+        let echo = &out[0].1;
+        (tcp, echo[38..42].try_into().unwrap())
+    }
+
+    #[test]
+    fn probes_differ_between_instances_and_restarts() {
+        let firsts: Vec<_> = (0..4).map(|_| first_probes()).collect();
+        for i in 0..firsts.len() {
+            for j in i + 1..firsts.len() {
+                assert_ne!(firsts[i].0, firsts[j].0, "TCP port and ISN: {firsts:02x?}");
+                assert_ne!(firsts[i].1, firsts[j].1, "ICMP ident and sequence: {firsts:02x?}");
+            }
+        }
     }
 }
