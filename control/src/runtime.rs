@@ -30,6 +30,10 @@ pub struct Runtime {
     pub drain_override: HashMap<u32, bool>,
     pub neigh: Neighbors,
     epoch: u64,
+    /// Past the first configuration (backends added from now on start down).
+    started: bool,
+    /// When the start is settled whatever is still unresolved or unchecked.
+    settle_by: Option<Instant>,
 }
 
 /// One backend as the control core sees it: what the snapshot gets, and what only the
@@ -60,14 +64,19 @@ impl Runtime {
             drain_override: HashMap::new(),
             neigh,
             epoch: 0,
+            started: false,
+            settle_by: None,
         };
         rt.apply(cfg);
+        rt.started = true;
         rt
     }
 
     /// Take a new configuration (already validated; ports unchanged). Survivors keep their ids
-    /// and health; new backends start down until their first check passes (up at once if the
-    /// service has no check).
+    /// and health. At start every backend counts as up until its checks say otherwise: the file
+    /// describes a deployment that was serving (a restart must send open connections where
+    /// they were, not to the first backends to pass a check). A backend a reload adds starts
+    /// down until `rise` checks pass; one whose service has no check (any more) is up.
     pub fn apply(&mut self, cfg: Config) {
         let mut positions = HashMap::new();
         for (si, s) in cfg.services.iter().enumerate() {
@@ -78,7 +87,14 @@ impl Runtime {
                 let next = self.backend_ids.len() as u32;
                 let id = *self.backend_ids.entry((k, b.ip)).or_insert(next);
                 positions.insert(id, (si, bi));
-                self.health.entry(id).or_insert_with(|| Health::new(s.health_check.is_none()));
+                let h = self
+                    .health
+                    .entry(id)
+                    .or_insert_with(|| Health::new(!self.started || s.health_check.is_none()));
+                if s.health_check.is_none() {
+                    // Nothing checks it: whatever an earlier check said no longer holds.
+                    *h = Health { transitions: h.transitions, probes: h.probes, ..Health::new(true) };
+                }
             }
         }
         self.health.retain(|id, _| positions.contains_key(id));
@@ -219,6 +235,16 @@ impl Runtime {
 
     /// The snapshot for the workers, from the current configuration and state.
     pub fn build_snapshot(&mut self, now: Instant) -> Result<Snapshot, snap::SnapshotError> {
+        // A start settles within the time the slowest check needs to give its first answer.
+        let longest = self
+            .cfg
+            .services
+            .iter()
+            .filter_map(|s| s.health_check.as_ref())
+            .map(|h| h.interval.duration() + h.timeout.duration())
+            .max();
+        self.settle_by
+            .get_or_insert(now + longest.unwrap_or_default().max(std::time::Duration::from_secs(2)) * 2);
         self.epoch += 1;
         let ports: Vec<PortInfo> = self
             .cfg
@@ -258,7 +284,23 @@ impl Runtime {
                 backends: backends.extract_if(.., |b| b.service == si).map(|b| b.info).collect(),
             })
             .collect();
-        Snapshot::build(self.epoch, ports, services)
+        let mut snap = Snapshot::build(self.epoch, ports, services)?;
+        snap.settled = self.settled(now);
+        Ok(snap)
+    }
+
+    /// Every wanted neighbour resolved and every checked backend's health known (it has had a
+    /// check's answer), or long enough after the start that waiting longer would not help.
+    pub fn settled(&self, now: Instant) -> bool {
+        if self.settle_by.is_some_and(|t| now >= t) {
+            return true;
+        }
+        let resolved = self.neigh.list(now).iter().all(|(_, _, mac)| mac.is_some());
+        let checked = self.cfg.services.iter().filter(|s| s.health_check.is_some());
+        let known = checked
+            .flat_map(|s| s.backends.iter().map(move |b| (s, b)))
+            .all(|(s, b)| self.health.get(&self.backend_id(s, b.ip)).is_some_and(|h| h.probes > 0));
+        resolved && known
     }
 }
 
@@ -298,12 +340,73 @@ mod tests {
         let v = rt.backends(now);
         assert_eq!(v[0].info.state, BackendState::Up);
         assert_eq!(v[1].info.state, BackendState::Down, "MAC unresolved");
-        assert_eq!(v[2].info.state, BackendState::Down, "health check not yet passed");
+        assert_eq!(v[2].info.state, BackendState::Up, "at start: up until its checks answer");
         assert_eq!(v[2].info.next_hop_mac, Some([2, 0, 0, 0, 0, 1]), "routed: the gateway's MAC");
         rt.apply(cfg(true));
         assert_eq!(rt.backend_id(&s0, "10.0.0.11".parse().unwrap()), id11, "same id after reload");
         assert_eq!(rt.backends(now).len(), 4);
+        let mut checked = cfg(true);
+        checked.services[0].health_check = checked.services[1].health_check.clone();
+        checked.services[0].backends.push(crate::config::BackendConfig {
+            ip: "10.0.0.14".parse().unwrap(),
+            weight: 1,
+            drain: false,
+            mac: Some(MacAddr([2, 0, 0, 0, 0, 0x14])),
+        });
+        rt.apply(checked);
+        let v = rt.backends(now);
+        assert_eq!(
+            v[3].info.state,
+            BackendState::Down,
+            "added by a reload to a checked service: down until checked"
+        );
+        assert_eq!(v[0].info.state, BackendState::Up, "survivors keep their state");
         rt.drain_override.insert(id11, true);
         assert_eq!(rt.backends(now)[0].info.state, BackendState::Draining);
+    }
+}
+
+#[cfg(test)]
+mod order {
+    use super::*;
+
+    fn runtime(backends: &str) -> Runtime {
+        let cfg = Config::parse(&format!(
+            r#"(
+    ports: [(device: "net_null0", addresses: ["10.0.0.2/24"])],
+    services: [(vip: "10.0.0.100", port: 80, mode: l2, backends: [{backends}])],
+)"#
+        ))
+        .unwrap();
+        let now = Instant::now();
+        let mut rt = Runtime::new(cfg, vec![MacAddr([2, 0, 0, 0, 0, 0xfe])]);
+        for b in 11..=20 {
+            rt.neigh.assume(0, Ipv4Addr::new(10, 0, 0, b), MacAddr([2, 0, 0, 0, 0, b]), now);
+        }
+        rt
+    }
+
+    /// Every Maglev slot as the real IP it sends to.
+    fn table(rt: &mut Runtime) -> Vec<Ipv4Addr> {
+        let snap = rt.build_snapshot(Instant::now()).unwrap();
+        let m = snap.maglev(0);
+        (0..m.len() as u64)
+            .map(|h| {
+                let id = m.lookup(h).unwrap();
+                Ipv4Addr::from(snap.forward(0, id).unwrap().real_ip)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn files_listing_the_same_backends_in_another_order_build_the_same_table() {
+        let ips: Vec<String> =
+            (11..=20).map(|b| format!("(ip: \"10.0.0.{b}\", weight: {})", 1 + b % 3)).collect();
+        let mut reversed = ips.clone();
+        reversed.reverse();
+        reversed.swap(2, 7);
+        let (a, b) = (table(&mut runtime(&ips.join(", "))), table(&mut runtime(&reversed.join(", "))));
+        assert_eq!(a.len(), 65537);
+        assert!(a == b, "every slot sends to the same server");
     }
 }

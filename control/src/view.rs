@@ -95,6 +95,8 @@ pub struct ServiceRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
+    /// Checked, but no check has answered yet (counted as up at start).
+    Pending,
     Passing,
     Failing,
     /// Its service has no health check.

@@ -507,6 +507,12 @@ fn new_flow(
     }
     let s = &snap.services[svc];
     let mut nb = pick_new(snap, st, svc, p, hash, now, opening).ok_or(DropReason::NoHealthyBackend)?;
+    if !opening && !snap.settled {
+        // Just started: some backends may not be resolved or checked yet, so this answer may
+        // not be the one the connection had. Forward it; keep no state that would pin it.
+        st.counters.midflow_without_state += 1;
+        return Ok(nb);
+    }
     let (flags, ttl) = if closing {
         (table::FLAG_CLOSING, s.closing_ms.min(idle))
     } else if p.proto == ipv4::PROTO_TCP && opening {

@@ -193,6 +193,10 @@ pub struct Forward {
 #[derive(Debug)]
 pub struct Snapshot {
     pub epoch: u64,
+    /// Every backend's next hop is resolved and its health known. Until then (just after a
+    /// start) connections met mid-flow are forwarded by the consistent hash without keeping
+    /// state, so none is pinned to the first backends to come up.
+    pub settled: bool,
     pub ports: Vec<PortInfo>,
     pub services: Vec<ServiceInfo>,
     pub(crate) maglev: Vec<MaglevTable>,
@@ -349,6 +353,7 @@ impl Snapshot {
         }
         Ok(Snapshot {
             epoch,
+            settled: true,
             maglev,
             eligible,
             forward,

@@ -37,6 +37,8 @@ use view::ControlCounters;
 const TICK: Duration = Duration::from_millis(5);
 /// How often the view (ctl, metrics) is refreshed from the workers' counters.
 const VIEW_EVERY: Duration = Duration::from_millis(500);
+/// How soon a probe waiting for its next hop's MAC looks again.
+const UNRESOLVED_RETRY: Duration = Duration::from_millis(100);
 /// Punted frames handled per loop pass before timers get their turn.
 const FRAMES_PER_PASS: usize = 256;
 
@@ -51,7 +53,7 @@ pub struct ControlCore<L: Links> {
     counters: ControlCounters,
     reloads: u64,
     last_reload_error: Option<String>,
-    config_path: PathBuf,
+    pub(crate) config_path: PathBuf,
     start: Instant,
     view: Arc<Mutex<View>>,
     last_tick: Option<Instant>,
@@ -124,6 +126,10 @@ impl<L: Links> ControlCore<L> {
             self.last_view = Some(now);
             self.links.request_stats();
             self.update_view(now);
+        }
+        if !self.current.settled && self.rt.settled(now) {
+            info!("settled: every next hop resolved and every checked backend's health known");
+            self.dirty = true;
         }
         if self.dirty {
             self.publish(now);
@@ -262,6 +268,15 @@ impl<L: Links> ControlCore<L> {
         let mut finished = Vec::new();
         for id in due {
             let Some(t) = self.probe_target(id) else { continue };
+            if t.target.path.is_none() {
+                // No MAC for the next hop yet: the backend is down for that alone, and a probe
+                // could not leave; its health waits for one that can.
+                if let Some(h) = self.rt.health.get_mut(&id) {
+                    h.next_due = Some(now + UNRESOLVED_RETRY);
+                    h.last_error = Some("MAC of the next hop unresolved".into());
+                }
+                continue;
+            }
             if let Some(h) = self.rt.health.get_mut(&id) {
                 h.schedule_next(now, t.interval);
             }
@@ -382,17 +397,29 @@ impl<L: Links> ControlCore<L> {
         match cmd {
             CtlCommand::Reload => self.reload().map_err(|e| e.to_string()),
             CtlCommand::Drain { service, backend, drain } => {
-                let mut found = None;
-                for s in &self.rt.cfg.services {
-                    if s.answers_to(&service) && s.backends.iter().any(|b| b.ip == backend) {
-                        found = Some(self.rt.backend_id(s, backend));
-                    }
+                // Every service the name covers: `VIP` is all of the VIP's services.
+                let found: Vec<(u32, String)> = self
+                    .rt
+                    .cfg
+                    .services
+                    .iter()
+                    .filter(|s| s.answers_to(&service) && s.backends.iter().any(|b| b.ip == backend))
+                    .map(|s| (self.rt.backend_id(s, backend), s.name()))
+                    .collect();
+                if found.is_empty() {
+                    return Err(format!("no backend {backend} in a service {service}"));
                 }
-                let id = found.ok_or_else(|| format!("no backend {backend} in a service {service}"))?;
-                self.rt.drain_override.insert(id, drain);
+                for (id, _) in &found {
+                    self.rt.drain_override.insert(*id, drain);
+                }
                 self.dirty = true;
                 self.publish(Instant::now());
-                Ok(format!("{} {backend} of {service}", if drain { "draining" } else { "undrained" }))
+                let names: Vec<String> = found.into_iter().map(|(_, n)| n).collect();
+                Ok(format!(
+                    "{} {backend} of {}",
+                    if drain { "draining" } else { "undrained" },
+                    names.join(", ")
+                ))
             }
         }
     }

@@ -115,7 +115,8 @@ fn an_arp_reply_resolves_the_backend_and_a_new_snapshot_carries_it() {
     let snap = cc.links().published.last().expect("a snapshot was published");
     let f = snap.forward(0, snap.services[0].backends[0].id).unwrap();
     assert_eq!((f.resolved, f.next_hop), (true, SERVER_MAC.0));
-    assert_eq!(snap.services[0].backends[0].state, BackendState::Down, "resolved, not yet checked");
+    assert_eq!(snap.services[0].backends[0].state, BackendState::Up, "resolved; at start, up until checked");
+    assert!(!snap.settled, "not settled: no check has answered yet");
 }
 
 #[test]
@@ -278,14 +279,14 @@ fn forged_probe_replies_keep_no_dead_backend_up() {
     let mut cc = control_core(&icmp, t0);
     cc.poll(t0);
     cc.links_mut().punted.push_back((0, arp_from(arp::OP_REPLY, SERVER_MAC, [10, 0, 0, 11], [10, 0, 0, 2])));
-    // Three seconds: the server is dead (it never answers). Every 100 ms a forger on the
+    // Three seconds: the server is dead (it never answers). Every 250 ms a forger on the
     // segment sweeps every ident, as the server and as itself, with a sequence number it must
     // guess: none of it may keep the backend up.
     let attacker = MacAddr([2, 0, 0, 0, 0, 0x66]);
     for k in 0..600u32 {
         let now = t0 + super::TICK * k;
-        if k % 20 == 0 {
-            for ident in (0..=u16::MAX).step_by(7) {
+        if k % 50 == 25 {
+            for ident in 0..=u16::MAX {
                 let mac = if ident % 2 == 0 { SERVER_MAC } else { attacker };
                 cc.links_mut().punted.push_back((0, echo_reply(ident, 1, mac)));
             }
@@ -297,7 +298,7 @@ fn forged_probe_replies_keep_no_dead_backend_up() {
     let v = cc.view();
     let b = v.backends.iter().find(|b| b.service == "10.0.0.100:80/tcp").unwrap();
     assert_eq!(b.state, BackendState::Down, "dead backend kept down: {:?}", b.last_error);
-    assert_eq!(b.transitions, 0);
+    assert_eq!(b.transitions, 1, "down after its first checks (up at start), never back up");
     assert!(v.stats.probe_replies_forged > 0, "forgeries naming a probe were seen and refused");
     assert_eq!(v.stats.probe_replies, 0);
 }
@@ -327,5 +328,65 @@ fn forged_syn_acks_keep_no_dead_backend_up() {
     let v = cc.view();
     let b = v.backends.iter().find(|b| b.service == "10.0.0.100:80/tcp").unwrap();
     assert_eq!(b.state, BackendState::Down, "{:?}", b.last_error);
-    assert_eq!(b.transitions, 0);
+    assert_eq!(b.transitions, 1, "down after its first checks (up at start), never back up");
+}
+
+#[test]
+fn removing_a_check_on_reload_brings_its_failing_backends_back() {
+    let dir = std::env::temp_dir().join(format!("dsrlb-core-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("c.ron");
+    let icmp = EVERY_MODE.replace("check: tcp,", "check: icmp,");
+    std::fs::write(&path, &icmp).unwrap();
+    let t0 = Instant::now();
+    let mut cc = control_core(&icmp, t0);
+    cc.config_path = path.clone();
+    cc.poll(t0);
+    cc.links_mut().punted.push_back((0, arp_from(arp::OP_REPLY, SERVER_MAC, [10, 0, 0, 11], [10, 0, 0, 2])));
+    for k in 1..600 {
+        cc.poll(t0 + super::TICK * k); // nobody answers the probes: down after fall
+    }
+    let state = |cc: &ControlCore<MemLinks>| {
+        let snap = cc.current();
+        snap.services.iter().map(|s| s.backends[0].state).collect::<Vec<_>>()
+    };
+    assert_eq!(state(&cc), [BackendState::Down; 3]);
+    std::fs::write(
+        &path,
+        EVERY_MODE.replace(", health_check: (check: tcp, interval: 0.5, timeout: 0.4)", ""),
+    )
+    .unwrap();
+    cc.reload().expect("reload");
+    assert_eq!(state(&cc), [BackendState::Up; 3], "nothing checks them any more");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn drain_by_vip_drains_the_backend_in_every_service_of_the_vip() {
+    let two = r#"(
+    ports: [(device: "net_null0", addresses: ["10.0.0.2/24"])],
+    services: [
+        (vip: "10.0.0.100", port: 80, mode: l2, backends: [(ip: "10.0.0.11"), (ip: "10.0.0.12")]),
+        (vip: "10.0.0.100", port: 5353, protocol: udp, mode: l2, backends: [(ip: "10.0.0.11")]),
+        (vip: "10.0.0.101", port: 80, mode: l2, backends: [(ip: "10.0.0.11")]),
+    ],
+)"#;
+    let t0 = Instant::now();
+    let mut cc = control_core(two, t0);
+    let r = cc
+        .handle_ctl(crate::ctl::CtlCommand::Drain {
+            service: "10.0.0.100".into(),
+            backend: "10.0.0.11".parse().unwrap(),
+            drain: true,
+        })
+        .unwrap();
+    assert_eq!(r, "draining 10.0.0.11 of 10.0.0.100:80/tcp, 10.0.0.100:5353/udp");
+    let drained: Vec<bool> = cc.rt.backends(t0).iter().map(|b| b.drained).collect();
+    assert_eq!(drained, [true, false, true, false], "both services of the VIP, not the other VIP");
+    let one = cc.handle_ctl(crate::ctl::CtlCommand::Drain {
+        service: "10.0.0.101:80".into(),
+        backend: "10.0.0.11".parse().unwrap(),
+        drain: true,
+    });
+    assert_eq!(one.unwrap(), "draining 10.0.0.11 of 10.0.0.101:80/tcp");
 }

@@ -68,10 +68,11 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
                 ip: b.info.real_ip,
                 weight: b.info.weight,
                 state: b.info.state,
-                health: match (b.checked, b.health.up) {
-                    (false, _) => HealthState::Unchecked,
-                    (true, true) => HealthState::Passing,
-                    (true, false) => HealthState::Failing,
+                health: match (b.checked, b.health.probes, b.health.up) {
+                    (false, _, _) => HealthState::Unchecked,
+                    (true, 0, _) => HealthState::Pending,
+                    (true, _, true) => HealthState::Passing,
+                    (true, _, false) => HealthState::Failing,
                 },
                 drained: b.drained,
                 mac: b.info.next_hop_mac.map(dataplane::wire::MacAddr),
@@ -205,7 +206,8 @@ mod tests {
             let ip = ip.parse().unwrap();
             rt.neigh.assume(0, ip, MacAddr([2, 0, 0, 0, 0, 0x11]), now);
             let id = rt.backend_id(&rt.cfg.services[0].clone(), ip);
-            rt.health.get_mut(&id).unwrap().up = up;
+            let h = rt.health.get_mut(&id).unwrap();
+            (h.up, h.probes) = (up, 3);
         }
         let mut w = WorkerStats::default();
         w.counters.ensure_ids(1, 3);
