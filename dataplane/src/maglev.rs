@@ -39,11 +39,14 @@ pub fn next_prime(n: u64) -> u64 {
 /// unevenly.
 pub const MIN_SIZE: u32 = 251;
 
-/// Whether `size` is a usable table size: a prime of at least `MIN_SIZE` (the one check, for
-/// the configuration and for snapshots alike).
+/// The largest table size accepted: 64 MiB of table per service, built in seconds.
+pub const MAX_SIZE: u32 = 1 << 24;
+
+/// Whether `size` is a usable table size: a prime from `MIN_SIZE` to `MAX_SIZE` (the one
+/// check, for the configuration and for snapshots alike).
 pub fn check_size(size: u32) -> Result<(), String> {
-    if size < MIN_SIZE || !is_prime(size) {
-        return Err(format!("{size} is not a prime >= {MIN_SIZE}"));
+    if !(MIN_SIZE..=MAX_SIZE).contains(&size) || !is_prime(size) {
+        return Err(format!("{size} is not a prime from {MIN_SIZE} to {MAX_SIZE}"));
     }
     Ok(())
 }

@@ -575,4 +575,43 @@ mod tests {
         let e = err(&GOOD.replace(r#"(ip: "10.0.0.11"), (ip"#, r#"(ip: "10.0.0.2"), (ip"#));
         assert!(e.message.contains("LB address"), "{e}");
     }
+
+    /// Values that once passed validation and then crashed or hung the appliance, and every
+    /// other number out of its range: each is refused, naming its field.
+    #[test]
+    fn every_number_has_a_range_and_errors_name_the_field() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("interval: 1.0", "interval: inf", "services[0].health_check.interval"),
+            ("interval: 1.0", "interval: NaN", "services[0].health_check.interval"),
+            ("interval: 1.0", "interval: -1.0", "services[0].health_check.interval"),
+            ("interval: 1.0", "interval: 86400.0", "services[0].health_check.interval"),
+            ("timeout: 0.5", "timeout: 0.0", "services[0].health_check.timeout"),
+            ("port: 80, mode: l2", "port: 80, mode: l2, tcp_syn_timeout: 0.0", "services[0].tcp_syn_timeout"),
+            (
+                "port: 80, mode: l2",
+                "port: 80, mode: l2, tcp_idle_timeout: inf",
+                "services[0].tcp_idle_timeout",
+            ),
+            ("port: 80, mode: l2", "port: 80, mode: l2, maglev_size: 4294967291", "services[0].maglev_size"),
+            ("port: 80, mode: l2", "port: 80, mode: l2, maglev_size: 250", "services[0].maglev_size"),
+            ("timeout: 0.5)", "timeout: 0.5, rise: 0)", "services[0].health_check.rise"),
+            ("timeout: 0.5)", "timeout: 0.5, fall: 1000)", "services[0].health_check.fall"),
+            ("timeout: 60.0)", "timeout: inf)", "services[2].persistence.timeout"),
+            ("weight: 3", "weight: 4000000000", "services[0].backends[1].weight"),
+            ("ports: [", "flow_table_size: 18446744073709551615, ports: [", "flow_table_size"),
+            ("ports: [", "flow_table_size: 1000, ports: [", "flow_table_size"),
+            ("ports: [", "persistence_table_size: 4294967296, ports: [", "persistence_table_size"),
+            ("ports: [", "worker_idle_sleep_us: 1000000000, ports: [", "worker_idle_sleep_us"),
+            ("ports: [", "arp: (refresh: NaN), ports: [", "arp.refresh"),
+            ("ports: [", "arp: (refresh: 30.0, expiry: inf), ports: [", "arp.expiry"),
+            ("ports: [", "arp: (refresh: 0.0), ports: [", "arp.refresh"),
+            ("ports: [", "mempool: (mbufs: 10), ports: [", "mempool.mbufs"),
+        ];
+        for (from, to, field) in cases {
+            assert!(GOOD.contains(from), "{from}");
+            let e = err(&GOOD.replacen(from, to, 1));
+            assert_eq!(&e.path, field, "{to}: {e}");
+            assert!(e.line > 0, "{to}: a line to point at: {e}");
+        }
+    }
 }

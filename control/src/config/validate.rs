@@ -11,18 +11,42 @@ use super::{Check, Config, HealthCheckConfig, Protocol, Seconds, ServiceConfig};
 /// (field path, message)
 pub type Invalid = (String, String);
 
+/// The most flows a worker's table may be sized for (4 GiB of table).
+pub const MAX_FLOW_TABLE: usize = 1 << 26;
+/// The most persistence entries per worker.
+pub const MAX_PERSISTENCE_TABLE: usize = 1 << 24;
+/// The most services: their ids are 16 bits in the flow table.
+pub const MAX_SERVICES: usize = 4096;
+/// The most backends with a health check: each probe in flight holds a TCP port of the
+/// prober's 28 000 (or an ICMP ident).
+pub const MAX_CHECKED_BACKENDS: usize = 20_000;
+
 pub fn validate(cfg: &Config) -> Result<(), Invalid> {
     ports(cfg)?;
     if let Some(m) = &cfg.mempool {
-        if m.mbufs < 1024 || m.data_room < 256 {
-            return Err(("mempool".into(), "at least 1024 mbufs of at least 256 bytes".into()));
-        }
+        in_range("mempool.mbufs", m.mbufs as u64, 1024, 1 << 24)?;
+        in_range("mempool.data_room", m.data_room as u64, 256, u16::MAX as u64)?;
     }
-    if cfg.flow_table_size < 1024 {
-        return Err(("flow_table_size".into(), "at least 1024 flows".into()));
+    in_range("flow_table_size", cfg.flow_table_size as u64, 1024, MAX_FLOW_TABLE as u64)?;
+    in_range(
+        "persistence_table_size",
+        cfg.persistence_table_size as u64,
+        1024,
+        MAX_PERSISTENCE_TABLE as u64,
+    )?;
+    in_range("worker_idle_sleep_us", cfg.worker_idle_sleep_us, 0, 100_000)?;
+    within(cfg.arp.refresh, 0.0, 3600.0).map_err(|e| ("arp.refresh".to_string(), e))?;
+    if !(cfg.arp.expiry > cfg.arp.refresh && cfg.arp.expiry.get() <= 86_400.0) {
+        return Err(("arp.expiry".into(), "must be longer than refresh and at most 86400 s".into()));
     }
-    if cfg.arp.refresh.get() <= 0.0 || cfg.arp.expiry <= cfg.arp.refresh {
-        return Err(("arp".into(), "refresh must be > 0 and expiry longer than refresh".into()));
+    in_range("services", cfg.services.len() as u64, 0, MAX_SERVICES as u64)?;
+    let checked: usize =
+        cfg.services.iter().filter(|s| s.health_check.is_some()).map(|s| s.backends.len()).sum();
+    if checked > MAX_CHECKED_BACKENDS {
+        return Err((
+            "services".into(),
+            format!("{checked} backends with health checks: at most {MAX_CHECKED_BACKENDS} (one probe in flight each)"),
+        ));
     }
     let lb_addrs: HashSet<Ipv4Addr> =
         cfg.ports.iter().flat_map(|p| p.addresses.iter().map(|c| c.addr)).collect();
@@ -113,6 +137,7 @@ fn service(cfg: &Config, i: usize, s: &ServiceConfig, lb_addrs: &HashSet<Ipv4Add
     if let Some(h) = &s.health_check {
         health_check(s, h).map_err(|(f, e)| (at(&format!("health_check{f}")), e))?;
     }
+    in_range(&at("backends"), s.backends.len() as u64, 0, 65_536)?;
     let mut seen = HashSet::new();
     for (k, b) in s.backends.iter().enumerate() {
         let bat = |f: &str| format!("services[{i}].backends[{k}].{f}");
@@ -152,20 +177,23 @@ fn service(cfg: &Config, i: usize, s: &ServiceConfig, lb_addrs: &HashSet<Ipv4Add
 
 /// A health check's fields; the path returned is relative to `health_check`.
 fn health_check(s: &ServiceConfig, h: &HealthCheckConfig) -> Result<(), Invalid> {
-    if h.interval.get() < 0.1 {
-        return Err((".interval".into(), "at least 0.1 s".into()));
+    if !(0.1..=3600.0).contains(&h.interval.get()) {
+        return Err((".interval".into(), format!("{} outside [0.1, 3600] s", h.interval)));
     }
     if !(h.timeout.get() > 0.0 && h.timeout <= h.interval) {
         return Err((".timeout".into(), "must be > 0 and no longer than the interval".into()));
     }
-    if h.rise == 0 || h.fall == 0 {
-        return Err((String::new(), "rise and fall must be at least 1".into()));
-    }
+    in_range(".rise", h.rise as u64, 1, 100)?;
+    in_range(".fall", h.fall as u64, 1, 100)?;
     if let Check::Http { path, status } = &h.check {
-        if !path.starts_with('/') || path.contains(char::is_whitespace) {
+        if !path.starts_with('/')
+            || path.contains(char::is_whitespace)
+            || path.len() > 1024
+            || !path.is_ascii()
+        {
             return Err((
                 ".check".into(),
-                format!("HTTP path {path:?} must start with / and hold no spaces"),
+                format!("HTTP path {path:?}: must start with /, be ASCII without spaces, at most 1024 bytes"),
             ));
         }
         if !(100..=599).contains(status) {
@@ -179,6 +207,15 @@ fn health_check(s: &ServiceConfig, h: &HealthCheckConfig) -> Result<(), Invalid>
         return Err((".check".into(), "UDP services can be checked by icmp only".into()));
     }
     Ok(())
+}
+
+/// `v` in `[low, high]`, or the field `at` is named with the range.
+fn in_range(at: &str, v: u64, low: u64, high: u64) -> Result<(), Invalid> {
+    if (low..=high).contains(&v) {
+        Ok(())
+    } else {
+        Err((at.to_string(), format!("{v} outside {low}..={high}")))
+    }
 }
 
 /// `v` in `(low, high]`.

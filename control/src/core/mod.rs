@@ -202,7 +202,7 @@ impl<L: Links> ControlCore<L> {
                     heard.sender_ip, heard.sender_mac
                 );
             }
-            if let Some(reply) = responder::arp_reply(&self.rt, port, &a) {
+            if let Some(reply) = responder::arp_reply(&self.rt, port, eth.vlan_tci(), &a) {
                 self.counters.arp_replies += 1;
                 self.send(port, &reply);
             }

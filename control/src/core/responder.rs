@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use dataplane::wire::{
     arp, icmp, ipv4, ArpPacket, ArpRepr, EthernetFrame, Ipv4Header, Ipv4Repr, MacAddr, ETHERTYPE_ARP,
-    ETHERTYPE_IPV4,
+    ETHERTYPE_IPV4, ETHERTYPE_VLAN,
 };
 
 use crate::probe::wire::{finish_ipv4, pad};
@@ -14,18 +14,32 @@ use crate::runtime::Runtime;
 
 /// An Ethernet frame of `payload`, padded to the minimum size.
 pub fn ethernet(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + payload.len().max(46));
+    tagged(dst, src, None, ethertype, payload)
+}
+
+/// The same with an 802.1Q tag when `vlan` has one: an answer goes out on the VLAN its
+/// question came in on.
+pub fn tagged(dst: MacAddr, src: MacAddr, vlan: Option<u16>, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(18 + payload.len().max(46));
     f.extend_from_slice(&dst.0);
     f.extend_from_slice(&src.0);
+    if let Some(tci) = vlan {
+        f.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
     f.extend_from_slice(&ethertype.to_be_bytes());
     f.extend_from_slice(payload);
     pad(f)
 }
 
 fn arp_frame(dst: MacAddr, repr: ArpRepr) -> Vec<u8> {
+    arp_frame_tagged(dst, None, repr)
+}
+
+fn arp_frame_tagged(dst: MacAddr, vlan: Option<u16>, repr: ArpRepr) -> Vec<u8> {
     let mut a = [0u8; arp::LEN];
     repr.emit(&mut a);
-    ethernet(dst, MacAddr(repr.sender_mac), ETHERTYPE_ARP, &a)
+    tagged(dst, MacAddr(repr.sender_mac), vlan, ETHERTYPE_ARP, &a)
 }
 
 /// Who has `target`? Tell `sender` (our address on the port). Broadcast, or straight to the MAC
@@ -57,10 +71,10 @@ pub fn gratuitous_arp(port_mac: MacAddr, ip: Ipv4Addr) -> Vec<u8> {
     )
 }
 
-/// The answer to an ARP request that arrived on `port`: for a VIP on a port where VIPs live, or
-/// for the LB's own address on its port — for nothing else (servers hold the VIPs too but must
-/// never answer, so the LB is the only one that does).
-pub fn arp_reply(rt: &Runtime, port: u16, a: &ArpPacket<'_>) -> Option<Vec<u8>> {
+/// The answer to an ARP request that arrived on `port` (with this 802.1Q tag, if any): for a
+/// VIP on a port where VIPs live, or for the LB's own address on its port — for nothing else
+/// (servers hold the VIPs too but must never answer, so the LB is the only one that does).
+pub fn arp_reply(rt: &Runtime, port: u16, vlan: Option<u16>, a: &ArpPacket<'_>) -> Option<Vec<u8>> {
     if a.operation() != arp::OP_REQUEST {
         return None;
     }
@@ -73,8 +87,9 @@ pub fn arp_reply(rt: &Runtime, port: u16, a: &ArpPacket<'_>) -> Option<Vec<u8>> 
     }
     let port_mac = *rt.port_macs.get(port as usize)?;
     let to = MacAddr(a.sender_mac());
-    Some(arp_frame(
+    Some(arp_frame_tagged(
         to,
+        vlan,
         ArpRepr {
             operation: arp::OP_REPLY,
             sender_mac: port_mac.0,
@@ -107,7 +122,7 @@ pub fn echo_reply(rt: &Runtime, port: u16, frame: &[u8]) -> Option<Vec<u8>> {
     out[ipv4::MIN_HEADER_LEN] = icmp::ECHO_REPLY;
     finish_ipv4(&mut out);
     let port_mac = *rt.port_macs.get(port as usize)?;
-    Some(ethernet(MacAddr(eth.src()), port_mac, ETHERTYPE_IPV4, &out))
+    Some(tagged(MacAddr(eth.src()), port_mac, eth.vlan_tci(), ETHERTYPE_IPV4, &out))
 }
 
 #[cfg(test)]
@@ -145,7 +160,22 @@ mod tests {
 
     fn answer(frame: &[u8]) -> Option<Vec<u8>> {
         let a = ArpPacket::new_checked(&frame[14..]).unwrap();
-        arp_reply(&rt(), 0, &a)
+        arp_reply(&rt(), 0, None, &a)
+    }
+
+    #[test]
+    fn a_tagged_question_gets_a_tagged_answer() {
+        let q = request([10, 0, 0, 1], [10, 0, 0, 100], arp::OP_REQUEST);
+        let mut tagged_q = q[..12].to_vec();
+        tagged_q.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
+        tagged_q.extend_from_slice(&q[12..]);
+        let eth = EthernetFrame::new_checked(&tagged_q).unwrap();
+        let a = ArpPacket::new_checked(eth.payload()).unwrap();
+        let r = arp_reply(&rt(), 0, eth.vlan_tci(), &a).unwrap();
+        assert_eq!(&r[12..16], &[0x81, 0x00, 0x00, 0x2a], "VLAN 42 kept");
+        assert_eq!(&r[16..18], &[0x08, 0x06]);
+        let e = EthernetFrame::new_checked(&r).unwrap();
+        assert_eq!(ArpPacket::new_checked(e.payload()).unwrap().sender_ip(), [10, 0, 0, 100]);
     }
 
     #[test]
