@@ -54,44 +54,50 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("reload", "re-read the configuration file (as SIGHUP); a bad file changes nothing"),
 ];
 
-/// Start the server thread. A stale socket file is replaced.
+/// Start the server. The socket appears at `path` only once it is private (mode 0600): it is
+/// made under another name and renamed into place. A stale socket there (nothing answers on
+/// it) is replaced; anything else at the path is an error, not removed.
 pub fn serve(path: &Path, view: Arc<Mutex<View>>, requests: Sender<CtlRequest>) -> std::io::Result<()> {
-    if path.exists() {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the path exists and is not a socket: not removed",
+            ));
+        }
         if UnixStream::connect(path).is_ok() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AddrInUse,
                 "another dsrlb is serving this socket",
             ));
         }
-        std::fs::remove_file(path)?;
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    std::thread::Builder::new().name("dsrlb-ctl".into()).spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let _ = handle(conn, &view, &requests);
-        }
-    })?;
-    Ok(())
-}
-
-fn handle(conn: UnixStream, view: &Mutex<View>, requests: &Sender<CtlRequest>) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut line = String::new();
-    BufReader::new(&conn).read_line(&mut line)?;
-    let answer = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => answer(req, view, requests),
-        Err(e) => Err(format!("bad request: {e}")),
-    };
-    let v = match answer {
-        Ok(data) => json!({"ok": true, "data": data}),
-        Err(e) => json!({"ok": false, "error": e}),
-    };
-    let mut w = &conn;
-    writeln!(w, "{v}")
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staging = dir.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&staging);
+    let listener = UnixListener::bind(&staging)?;
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&staging, path)?;
+    crate::serve::spawn(
+        "dsrlb-ctl",
+        crate::serve::unix(listener),
+        |req| req.contains(&b'\n'),
+        move |req, conn| {
+            let line = String::from_utf8_lossy(req);
+            let answer = match serde_json::from_str::<Request>(line.trim_end()) {
+                Ok(req) => answer(req, &view, &requests),
+                Err(e) => Err(format!("bad request: {e}")),
+            };
+            let v = match answer {
+                Ok(data) => json!({"ok": true, "data": data}),
+                Err(e) => json!({"ok": false, "error": e}),
+            };
+            writeln!(conn, "{v}")
+        },
+    )
 }
 
 /// The `flows` answer.
@@ -423,5 +429,65 @@ mod tests {
             ]
         );
         assert!(render("backends", &json!([{"id": "x"}])).is_err(), "not rows: an error, not a blank table");
+    }
+}
+
+#[cfg(test)]
+mod server {
+    use super::*;
+    use std::time::Instant;
+
+    fn start(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("ctl.sock");
+        let (tx, _rx) = crossbeam_channel::bounded(1);
+        std::mem::forget(_rx);
+        serve(&path, Arc::new(Mutex::new(View::default())), tx).unwrap();
+        path
+    }
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("dsrlb-ctl-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn slow_and_oversized_clients_hold_nothing() {
+        let dir = tmp("slow");
+        let path = start(&dir);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // Clients that connect and say nothing, more of them than there are handlers.
+        let idle: Vec<UnixStream> =
+            (0..crate::serve::MAX_CONNECTIONS + 2).map(|_| UnixStream::connect(&path).unwrap()).collect();
+        // One that sends far more than a request can be.
+        let mut big = UnixStream::connect(&path).unwrap();
+        let _ = big.write_all(&vec![b'x'; 64 * 1024]);
+        let t = Instant::now();
+        let answer = loop {
+            match request(&path, "status", &[]) {
+                Ok(v) => break v,
+                Err(_) if t.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("not served: {e}"),
+            }
+        };
+        assert!(answer.get("version").is_some());
+        assert!(t.elapsed() < crate::serve::DEADLINE * 3, "served within the deadline: {:?}", t.elapsed());
+        drop(idle);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_socket_is_not_removed() {
+        let dir = tmp("file");
+        let path = dir.join("ctl.sock");
+        std::fs::write(&path, "precious").unwrap();
+        let (tx, _rx) = crossbeam_channel::bounded(1);
+        let e = serve(&path, Arc::new(Mutex::new(View::default())), tx).unwrap_err();
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

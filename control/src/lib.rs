@@ -12,6 +12,7 @@ pub mod neigh;
 pub mod probe;
 pub mod replay;
 pub mod runtime;
+pub mod serve;
 pub mod startup;
 pub mod view;
 pub mod worker;

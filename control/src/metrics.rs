@@ -1,6 +1,7 @@
 //! Prometheus metrics over HTTP (bound to 127.0.0.1 by default), encoded with the
 //! `prometheus-client` crate from the latest view.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -16,25 +17,30 @@ use crate::view::{HealthState, View};
 
 type Labels = Vec<(String, String)>;
 
+/// Serve `/metrics` on `addr` from the latest view (bounded connections, short deadlines:
+/// `serve.rs`).
 pub fn serve(addr: SocketAddr, view: Arc<Mutex<View>>) -> Result<(), String> {
-    let server = tiny_http::Server::http(addr).map_err(|e| e.to_string())?;
-    std::thread::Builder::new()
-        .name("dsrlb-metrics".into())
-        .spawn(move || {
-            for req in server.incoming_requests() {
-                let body = if req.url() == "/metrics" {
-                    let v = view.lock().map(|v| v.clone()).unwrap_or_default();
-                    render(&v)
-                } else {
-                    "dsrlb: metrics at /metrics\n".to_string()
-                };
-                let header =
-                    tiny_http::Header::from_bytes("Content-Type", "text/plain; version=0.0.4").unwrap();
-                let _ = req.respond(tiny_http::Response::from_string(body).with_header(header));
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| e.to_string())?;
+    crate::serve::spawn(
+        "dsrlb-metrics",
+        crate::serve::tcp(listener),
+        |req| req.windows(4).any(|w| w == b"\r\n\r\n") || req.windows(2).any(|w| w == b"\n\n"),
+        move |req, out| {
+            let path = std::str::from_utf8(req).ok().and_then(|r| r.split_whitespace().nth(1)).unwrap_or("");
+            let (status, body) = if path == "/metrics" {
+                let v = view.lock().map(|v| v.clone()).unwrap_or_default();
+                ("200 OK", render(&v))
+            } else {
+                ("404 Not Found", "dsrlb: metrics at /metrics\n".to_string())
+            };
+            write!(
+                out,
+                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        },
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn counter(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
@@ -139,4 +145,37 @@ pub fn render(v: &View) -> String {
     let mut out = String::new();
     let _ = encode(&mut out, &reg);
     out
+}
+
+#[cfg(test)]
+mod server {
+    use super::*;
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn idle_connections_do_not_stop_the_scrape() {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        serve(addr, Arc::new(Mutex::new(View::default()))).unwrap();
+        let idle: Vec<std::net::TcpStream> = (0..crate::serve::MAX_CONNECTIONS + 4)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        let t = Instant::now();
+        let body = loop {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+            let mut body = String::new();
+            let _ = c.read_to_string(&mut body);
+            if body.starts_with("HTTP/1.0 200") || t.elapsed() > Duration::from_secs(10) {
+                break body;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(body.contains("dsrlb_dataplane_packets_total"), "{body}");
+        assert!(t.elapsed() < crate::serve::DEADLINE * 3, "scraped within the deadline: {:?}", t.elapsed());
+        drop(idle);
+    }
 }

@@ -375,13 +375,7 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Read, parse and validate a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: String::new(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read {}: {e}", path.display()),
-        })?;
-        Config::parse(&text)
+        Config::parse(&read_whole(path)?)
     }
 
     /// Parse and validate configuration text.
@@ -424,6 +418,28 @@ impl Config {
     pub fn is_inline(&self) -> bool {
         self.ports.iter().any(|p| p.role == PortRole::Client)
     }
+}
+
+/// The file's text as one version of it: an editor that rewrites the file in place while it is
+/// read would otherwise hand over half of the old and half of the new. The file is read again
+/// when its size or time changed meanwhile (writing the new file elsewhere and renaming it over
+/// the old one is the way that never needs this).
+fn read_whole(path: &Path) -> Result<String, ConfigError> {
+    let err = |message: String| ConfigError { path: String::new(), line: 0, column: 0, message };
+    let stamp = |m: &std::fs::Metadata| (m.len(), m.modified().ok());
+    for _ in 0..5 {
+        let before =
+            std::fs::metadata(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+        let after =
+            std::fs::metadata(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+        if stamp(&before) == stamp(&after) && text.len() as u64 == after.len() {
+            return Ok(text);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(err(format!("{} kept changing while it was read; nothing changed", path.display())))
 }
 
 /// Parse RON into `Config`, reporting the field path and the position of a syntax or type error.
