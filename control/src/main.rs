@@ -70,6 +70,15 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
+    // A panic anywhere (a worker lcore included) ends the process: a worker that died alone
+    // would leave an appliance that answers ctl and metrics while its traffic is blackholed.
+    // The release profile aborts on panic as well; this also logs it first.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        log::error!("fatal: {info}; aborting so that a supervisor restarts dsrlb");
+        default_hook(info);
+        std::process::abort();
+    }));
     match Cli::parse().cmd {
         Cmd::Run { config, eal } => {
             match startup::run(startup::RunArgs { config_path: config, extra_eal: eal }) {

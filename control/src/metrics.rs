@@ -132,6 +132,29 @@ pub fn render(v: &View) -> String {
     ev.get_or_create(&l(&[("event", "reclaimed_on_insert")])).inc_by(v.stats.reclaimed_on_insert);
     ev.get_or_create(&l(&[("event", "expired_by_sweep")])).inc_by(v.stats.expired_by_sweep);
     ev.get_or_create(&l(&[("event", "rescheduled")])).inc_by(v.stats.rescheduled);
+    let hb = gauge(&mut reg, "worker_heartbeat_age_milliseconds", "Since each worker's loop last moved");
+    for (w, age) in v.status.worker_heartbeat_age_ms.iter().enumerate() {
+        hb.get_or_create(&l(&[("worker", &w.to_string())])).set(*age as i64);
+    }
+    let pd =
+        counter(&mut reg, "punt_dropped", "Frames for the control core that found its rings full, by kind");
+    for (k, n) in &v.stats.punt_dropped {
+        pd.get_or_create(&l(&[("kind", k)])).inc_by(*n);
+    }
+    let txd =
+        counter(&mut reg, "tx_dropped", "Frames the devices did not take (refused, or their queue full)");
+    txd.get_or_create(&l(&[])).inc_by(v.stats.tx_dropped);
+    let cf =
+        counter(&mut reg, "control_frames", "Frames the control core handled, sent and refused, by kind");
+    for (k, n) in [
+        ("handled", v.stats.control_frames),
+        ("arp_reply_sent", v.stats.arp_replies_sent),
+        ("echo_reply_sent", v.stats.echo_replies_sent),
+        ("probe_reply", v.stats.probe_replies),
+        ("probe_reply_forged", v.stats.probe_replies_forged),
+    ] {
+        cf.get_or_create(&l(&[("kind", k)])).inc_by(n);
+    }
     let arp = counter(&mut reg, "arp", "ARP the control core heard, by what it made of it");
     for (k, n) in [
         ("taken", v.stats.arp_taken),

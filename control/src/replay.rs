@@ -143,7 +143,7 @@ pub fn replay(a: &ReplayArgs) -> Result<ReplaySummary, String> {
         let verdict = worker.process(&mut pkt, a.in_port, now, &mut Sink(&mut io));
         match verdict {
             Verdict::Tx(port) | Verdict::Reply(port) => io.tx[port as usize].push(pkt),
-            Verdict::ToControl => {
+            Verdict::ToControl(_) => {
                 sum.to_control += 1;
                 // ARP teaches the neighbours, as on the appliance; a change is a new snapshot.
                 if learn_arp(&mut rt, a.in_port, &p.data, start + since) {

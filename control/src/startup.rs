@@ -10,7 +10,7 @@ use std::time::Instant;
 use dataplane::wire::MacAddr;
 use dataplane::WorkerConfig;
 use dpdk_bindings::{Eal, LcoreJoin, Mempool, Port, PortConfig};
-use log::{info, warn};
+use log::{error, info, warn};
 
 use crate::config::Config;
 use crate::core::links::{DpdkLinks, Links};
@@ -158,9 +158,10 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
         let tx =
             ports.iter().map(|p| p.tx_queue(w as u16)).collect::<Result<Vec<_>, _>>().map_err(queue_err)?;
         let setup = WorkerSetup {
+            index: w,
             config: wcfg,
             snapshot: snap.clone(),
-            io: DpdkIo::new(rx, tx, pool.clone(), r.punted.clone()),
+            io: DpdkIo::new(rx, tx, pool.clone(), r.clone()),
             rings: r.clone(),
             stop: stop.clone(),
             idle_sleep_us: cfg.worker_idle_sleep_us,
@@ -171,6 +172,12 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
         );
         rings.push(r);
     }
+
+    // From here on the control core's thread (and the threads it starts) leaves the PMDs'
+    // per-frame signals to the workers (sys.rs says why).
+    dpdk_bindings::sys::block_async_signals().map_err(|e| StartError::Signals(e.to_string()))?;
+    dpdk_bindings::sys::ignore_sigio().map_err(|e| StartError::Signals(e.to_string()))?;
+    let _ = dpdk_bindings::sys::set_timer_slack(1_000);
 
     let term = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
@@ -195,7 +202,16 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
     let links = DpdkLinks::new(pool, ports, rings);
     let mut cp = ControlCore::new(links, rt, snap, args.config_path.clone(), view, start);
     info!("running: {} service(s); ctl on {}", cfg.services.len(), cfg.control_socket.display());
-    cp.run(&term, &hup, &req_rx);
+    if let Err(w) = cp.run(&term, &hup, &req_rx) {
+        // A stuck worker blackholes its share of the traffic (and, for worker 0, every frame
+        // the control core sends): end the process so that its supervisor starts it again.
+        error!(
+            "worker {w} (lcore {}) has not moved for {:?}: stopping the appliance",
+            lcores[w],
+            crate::core::STALL_LIMIT
+        );
+        return Err(StartError::WorkerStalled(w));
+    }
 
     info!("stopping");
     stop.store(true, Ordering::Relaxed);

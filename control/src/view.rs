@@ -31,6 +31,8 @@ pub struct Status {
     pub epoch: u64,
     /// Epoch each worker runs (all equal once a change has reached every worker).
     pub worker_epochs: Vec<u64>,
+    /// How long ago each worker's loop last moved (a worker stuck for 2 s ends the appliance).
+    pub worker_heartbeat_age_ms: Vec<u64>,
     pub reloads: u64,
     pub last_reload_error: Option<String>,
     pub ports: Vec<PortRow>,
@@ -146,7 +148,8 @@ pub struct Stats {
     pub outer_fragments: u64,
     pub inline_routed: u64,
     pub tx_dropped: u64,
-    pub punt_dropped: u64,
+    /// Frames for the control core that found its rings full, by kind (arp, reply, other).
+    pub punt_dropped: BTreeMap<String, u64>,
     pub control_frames: u64,
     pub arp_replies_sent: u64,
     /// ARP replies to our requests, taken.

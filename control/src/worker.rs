@@ -1,15 +1,16 @@
 //! A worker lcore: the dataplane's loop over DPDK queues. It owns RX/TX queue `i` of every port
 //! and its flow table; it talks to the control core only through lock-free rings: commands in
-//! (new snapshot, "fill these stats"), replies out (retired snapshot, filled stats), and packets
-//! punted to the control core.
+//! (new snapshot, "fill these stats"), replies out (retired snapshot, filled stats), packets
+//! punted to the control core (health-check answers and ARP on their own ring, served first),
+//! and a heartbeat the control core watches.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
 use dataplane::io::{poll_once, PacketIo, BURST};
-use dataplane::{PacketBuf, Snapshot, Worker, WorkerConfig};
+use dataplane::{PacketBuf, Punt, Snapshot, Worker, WorkerConfig};
 use dpdk_bindings::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
 
 use crate::core::links::WorkerStats;
@@ -51,16 +52,24 @@ pub enum Reply {
     Stats(Box<WorkerStats>),
 }
 
+/// A frame for the control core: the port it came in on, and the frame.
+pub type Punted = (u16, Mbuf);
+
 /// The rings between one worker and the control core.
 #[derive(Clone)]
 pub struct Rings {
     pub commands: Arc<ArrayQueue<Command>>,
     pub replies: Arc<ArrayQueue<Reply>>,
-    pub punted: Arc<ArrayQueue<(u16, Mbuf)>>,
+    /// ARP and health-check answers: the control core empties this one first.
+    pub punted_priority: Arc<ArrayQueue<Punted>>,
+    /// Everything else for the LB itself (echo requests, other traffic to its addresses).
+    pub punted_other: Arc<ArrayQueue<Punted>>,
     /// Frames the control core sends (ARP, ICMP, probes), transmitted by this worker on its
     /// own TX queues: some PMDs (net_tap) need as many RX as TX queues, so a TX queue of the
     /// control core's own would bring an RX queue nobody polls.
     pub outbound: Arc<ArrayQueue<(u16, Mbuf)>>,
+    /// Loop passes of the worker: the control core sees a stuck worker by it.
+    pub heartbeat: Arc<AtomicU64>,
 }
 
 impl Rings {
@@ -68,8 +77,10 @@ impl Rings {
         Rings {
             commands: Arc::new(ArrayQueue::new(64)),
             replies: Arc::new(ArrayQueue::new(64)),
-            punted: Arc::new(ArrayQueue::new(1024)),
+            punted_priority: Arc::new(ArrayQueue::new(1024)),
+            punted_other: Arc::new(ArrayQueue::new(256)),
             outbound: Arc::new(ArrayQueue::new(1024)),
+            heartbeat: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -87,19 +98,16 @@ pub struct DpdkIo {
     pending: Vec<Burst>,
     rx_burst: Burst,
     pool: Arc<Mempool>,
-    punted: Arc<ArrayQueue<(u16, Mbuf)>>,
+    rings: Rings,
     current_port: u16,
+    /// Frames the device did not take: refused (e.g. too big for it) or its queue full.
     pub tx_dropped: u64,
-    pub punt_dropped: u64,
+    /// Frames for the control core that did not fit its ring, by `Punt` kind.
+    pub punt_dropped: [u64; 3],
 }
 
 impl DpdkIo {
-    pub fn new(
-        rx: Vec<RxQueue>,
-        tx: Vec<TxQueue>,
-        pool: Arc<Mempool>,
-        punted: Arc<ArrayQueue<(u16, Mbuf)>>,
-    ) -> DpdkIo {
+    pub fn new(rx: Vec<RxQueue>, tx: Vec<TxQueue>, pool: Arc<Mempool>, rings: Rings) -> DpdkIo {
         let pending = tx.iter().map(|_| Burst::new()).collect();
         DpdkIo {
             rx,
@@ -107,21 +115,32 @@ impl DpdkIo {
             pending,
             rx_burst: Burst::new(),
             pool,
-            punted,
+            rings,
             current_port: 0,
             tx_dropped: 0,
-            punt_dropped: 0,
+            punt_dropped: [0; 3],
         }
     }
 
+    /// Send what is queued for `port`. A device stops taking a burst at the first frame it
+    /// refuses, or when its queue is full: the first frame left is dropped and the rest offered
+    /// once more, so one bad frame does not cost the frames behind it; what the device still
+    /// does not take is dropped rather than stall the loop.
     fn flush_port(&mut self, port: usize) {
         let b = &mut self.pending[port];
+        let before = b.len();
         self.tx[port].tx_burst(b);
-        if !b.is_empty() {
-            // The NIC queue is full: drop rather than stall the loop.
-            self.tx_dropped += b.len() as u64;
-            b.clear();
+        if b.is_empty() {
+            return;
         }
+        if b.len() < before || before > 1 {
+            // It took some and stopped: drop the one it stopped at, offer the others again.
+            b.drop_first();
+            self.tx_dropped += 1;
+            self.tx[port].tx_burst(b);
+        }
+        self.tx_dropped += b.len() as u64;
+        b.clear();
     }
 }
 
@@ -159,9 +178,10 @@ impl PacketIo for DpdkIo {
         }
     }
 
-    fn to_control(&mut self, pkt: Pkt) {
-        if self.punted.push((self.current_port, pkt.0)).is_err() {
-            self.punt_dropped += 1;
+    fn to_control(&mut self, pkt: Pkt, kind: Punt) {
+        let ring = if kind.is_priority() { &self.rings.punted_priority } else { &self.rings.punted_other };
+        if ring.push((self.current_port, pkt.0)).is_err() {
+            self.punt_dropped[kind as usize] += 1;
         }
     }
 
@@ -181,6 +201,7 @@ impl PacketIo for DpdkIo {
 
 /// Everything a worker lcore needs; moved onto the lcore by `run`.
 pub struct WorkerSetup {
+    pub index: usize,
     pub config: WorkerConfig,
     pub snapshot: Arc<Snapshot>,
     pub io: DpdkIo,
@@ -192,7 +213,8 @@ pub struct WorkerSetup {
 
 /// The worker loop. Returns 0 when told to stop.
 pub fn run(setup: WorkerSetup) -> i32 {
-    let WorkerSetup { config, snapshot, mut io, rings, stop, idle_sleep_us } = setup;
+    let WorkerSetup { index, config, snapshot, mut io, rings, stop, idle_sleep_us } = setup;
+    let fault = fault::Injected::from_env(index);
     let mut worker = Worker::new(config, snapshot);
     let mut rx: ArrayVec<Pkt, BURST> = ArrayVec::new();
     // A reply that did not fit in the ring waits here: the worker never frees a snapshot.
@@ -200,7 +222,10 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let hz = dpdk_bindings::tsc_hz().max(1);
     let ticks_per_ms = (hz / 1000).max(1);
     let start = dpdk_bindings::tsc();
+    let mut passes = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        passes += 1;
+        rings.heartbeat.store(passes, Ordering::Relaxed);
         if unsent.is_none() {
             if let Some(cmd) = rings.commands.pop() {
                 unsent = Some(match cmd {
@@ -222,6 +247,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         }
         let now = ((dpdk_bindings::tsc() - start) / ticks_per_ms) as u32;
         let n = poll_once(&mut worker, &mut io, &mut rx, now);
+        fault.check(worker.counters().rx_packets);
         if n == 0 && idle_sleep_us > 0 {
             std::thread::sleep(std::time::Duration::from_micros(idle_sleep_us));
         }
@@ -243,4 +269,48 @@ fn fill_stats(worker: &Worker, io: &DpdkIo, b: &mut WorkerStats) {
     b.epoch = worker.snapshot().epoch;
     b.tx_dropped = io.tx_dropped;
     b.punt_dropped = io.punt_dropped;
+}
+
+/// Faults injected on purpose, to test that a failing worker takes the appliance down instead
+/// of leaving it half alive. Compiled only with the `fault-injection` feature (the test
+/// suite's build); `DSRLB_FAULT=panic:N` or `stall:N` makes worker 0 panic, or stop polling,
+/// once it has received N packets.
+#[cfg(feature = "fault-injection")]
+mod fault {
+    pub struct Injected(Option<(bool, u64)>);
+
+    impl Injected {
+        pub fn from_env(worker: usize) -> Injected {
+            let spec = std::env::var("DSRLB_FAULT").ok().filter(|_| worker == 0);
+            Injected(spec.and_then(|s| {
+                let (kind, n) = s.split_once(':')?;
+                Some((kind == "panic", n.parse().ok()?))
+            }))
+        }
+
+        pub fn check(&self, received: u64) {
+            match self.0 {
+                Some((true, n)) if received >= n => panic!("injected fault: worker panics after {n} packets"),
+                Some((false, n)) if received >= n => loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                },
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+mod fault {
+    pub struct Injected;
+
+    impl Injected {
+        #[inline(always)]
+        pub fn from_env(_: usize) -> Injected {
+            Injected
+        }
+
+        #[inline(always)]
+        pub fn check(&self, _: u64) {}
+    }
 }

@@ -70,7 +70,7 @@ fn ns_per_packet(mode: usize, flows: usize, size: usize, packets: usize) -> Timi
     let template = frame(vip, 0, size);
     let ord = order(flows);
     let mut burst: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new()).collect();
-    let mut verdicts = [Verdict::ToControl; BURST];
+    let mut verdicts = [Verdict::Tx(0); BURST];
     let bursts = packets / BURST;
     let mut next = 0usize;
     let mut refill = |burst: &mut [VecPacket]| {

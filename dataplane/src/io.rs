@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use arrayvec::ArrayVec;
 
 use crate::buf::{PacketBuf, PacketSink, VecPacket};
-use crate::pipeline::{Verdict, Worker};
+use crate::pipeline::{Punt, Verdict, Worker};
 use crate::table::Millis;
 
 /// Packets moved per RX call.
@@ -21,8 +21,9 @@ pub trait PacketIo {
     fn rx_burst(&mut self, port: u16, out: &mut ArrayVec<Self::Buf, BURST>);
     /// Queue a packet for transmission on `port` (sent at the latest by `flush`).
     fn tx(&mut self, port: u16, pkt: Self::Buf);
-    /// Hand a packet to the control core (dropped and counted by the implementation if full).
-    fn to_control(&mut self, pkt: Self::Buf);
+    /// Hand a packet to the control core, as `kind` (dropped and counted by the implementation
+    /// if full).
+    fn to_control(&mut self, pkt: Self::Buf, kind: Punt);
     /// A fresh buffer (outer fragments), or `None` if the pool is dry.
     fn alloc(&mut self) -> Option<Self::Buf>;
     /// Send whatever `tx` queued.
@@ -50,7 +51,7 @@ pub fn poll_once<I: PacketIo>(
     now: Millis,
 ) -> usize {
     let mut n = 0;
-    let mut verdicts = [Verdict::ToControl; BURST];
+    let mut verdicts = [Verdict::Drop(crate::DropReason::NoBuffer); BURST];
     for port in 0..io.port_count() {
         io.rx_burst(port, rx);
         let got = rx.len();
@@ -59,7 +60,7 @@ pub fn poll_once<I: PacketIo>(
         for (pkt, v) in rx.drain(..).zip(verdicts.iter()) {
             match *v {
                 Verdict::Tx(p) | Verdict::Reply(p) => io.tx(p, pkt),
-                Verdict::ToControl => io.to_control(pkt),
+                Verdict::ToControl(kind) => io.to_control(pkt, kind),
                 Verdict::Drop(_) => drop(pkt),
             }
         }
@@ -122,7 +123,7 @@ impl PacketIo for MemIo {
         }
     }
 
-    fn to_control(&mut self, pkt: VecPacket) {
+    fn to_control(&mut self, pkt: VecPacket, _: Punt) {
         self.control.push(pkt);
     }
 

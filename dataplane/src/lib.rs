@@ -30,5 +30,5 @@ pub mod wire;
 
 pub use buf::{PacketBuf, PacketSink, VecPacket};
 pub use counters::{Counters, DropReason};
-pub use pipeline::{Verdict, Worker, WorkerConfig};
+pub use pipeline::{Punt, Verdict, Worker, WorkerConfig};
 pub use snapshot::Snapshot;

@@ -25,9 +25,41 @@ pub enum Verdict {
     /// Transmit on this port: the packet has been turned into an answer to its sender (ICMP
     /// "fragmentation needed"). Sent as `Tx` is; counted apart from what is forwarded.
     Reply(u16),
-    /// Hand to the control core (ARP, ICMP echo, anything addressed to the LB itself).
-    ToControl,
+    /// Hand to the control core (ARP, ICMP echo, anything addressed to the LB itself), as this
+    /// kind of packet: its priority there and the rate this worker lets through.
+    ToControl(Punt),
     Drop(DropReason),
+}
+
+/// What a packet for the control core is: the kinds are policed apart, and the control core
+/// serves the first two before the third, so that a flood of one kind (echo to a VIP, anything
+/// at an LB address) cannot starve neighbour resolution and health checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Punt {
+    /// ARP: answers to our requests, questions for our addresses.
+    Arp = 0,
+    /// Health-check answers: to an LB address from a VIP (a DSR reply), or an echo reply.
+    Reply = 1,
+    /// Everything else for the LB itself: echo requests, other traffic to its addresses.
+    Other = 2,
+}
+
+impl Punt {
+    pub const ALL: [Punt; 3] = [Punt::Arp, Punt::Reply, Punt::Other];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Punt::Arp => "arp",
+            Punt::Reply => "reply",
+            Punt::Other => "other",
+        }
+    }
+
+    /// Served first by the control core.
+    pub fn is_priority(self) -> bool {
+        self != Punt::Other
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +71,9 @@ pub struct WorkerConfig {
     /// "Fragmentation needed" messages per second this worker may send, and the burst allowed.
     pub frag_needed_per_sec: u32,
     pub frag_needed_burst: u32,
+    /// Packets per second (and burst) this worker hands to the control core, by `Punt` kind.
+    pub punt_per_sec: [u32; 3],
+    pub punt_burst: [u32; 3],
     /// The sweep visits the whole flow table, a slice per elapsed millisecond, once per a
     /// quarter of the shortest timeout of the installed services, but at least once per this
     /// many milliseconds (expiry on lookup and reuse on insert cover the rest; the sweep bounds
@@ -57,6 +92,10 @@ impl Default for WorkerConfig {
             persistence_capacity: 1 << 16,
             frag_needed_per_sec: 1000,
             frag_needed_burst: 100,
+            // ARP: a few thousand neighbours refreshed; replies: ~16 000 probes/s of a few
+            // packets each; the rest (pings) needs little.
+            punt_per_sec: [5_000, 100_000, 1_000],
+            punt_burst: [1_000, 10_000, 200],
             sweep_period_ms: 10_000,
             memory_advice: None,
         }
@@ -94,6 +133,8 @@ struct State {
     wrr: Vec<WrrState>,
     counters: Counters,
     frag_needed: TokenBucket,
+    /// By `Punt` kind.
+    punt_limit: [TokenBucket; 3],
     ip_id: u16,
     /// The longest sweep period allowed, buckets to sweep per elapsed millisecond (set for the
     /// installed services' timeouts), and when the sweep last ran.
@@ -121,6 +162,7 @@ impl Worker {
                 wrr: Vec::new(),
                 counters: Counters::default(),
                 frag_needed: TokenBucket::new(cfg.frag_needed_per_sec, cfg.frag_needed_burst),
+                punt_limit: [0, 1, 2].map(|k| TokenBucket::new(cfg.punt_per_sec[k], cfg.punt_burst[k])),
                 ip_id: 0,
                 max_sweep_period_ms: cfg.sweep_period_ms.max(1),
                 sweep_per_ms: 1,
@@ -291,8 +333,10 @@ enum Class {
     Service(usize),
     /// ICMP to a VIP: echo for the control core, or an error to steer to a flow's backend.
     IcmpToVip,
-    /// ARP, or anything addressed to one of the LB's own addresses.
-    Control,
+    /// ARP, for the control core.
+    Arp,
+    /// Addressed to one of the LB's own addresses, for the control core.
+    Local,
     /// Inline: from the server side, not for us: route it toward the client-side gateway.
     RouteToClient(u16),
     Drop(DropReason),
@@ -324,7 +368,7 @@ fn run<B: PacketBuf, S: PacketSink<B>>(
 fn count(c: &mut Counters, v: Verdict) -> Verdict {
     match v {
         Verdict::Tx(_) => c.forwarded += 1,
-        Verdict::ToControl => c.to_control += 1,
+        Verdict::ToControl(_) => c.to_control += 1,
         Verdict::Drop(r) => c.drop(r),
         // Counted where it was made (frag_needed_sent).
         Verdict::Reply(_) => {}
@@ -344,9 +388,26 @@ fn act_other<B: PacketBuf, S: PacketSink<B>>(
     match class {
         Class::Service(svc) => forward_service(cx, st, pkt, d, svc),
         Class::IcmpToVip => icmp_to_vip(cx, st, pkt, &d.p),
-        Class::Control => Verdict::ToControl,
+        Class::Arp => punt(cx, st, Punt::Arp),
+        Class::Local => {
+            // A DSR health-check answer comes from a VIP; an ICMP probe's is an echo reply.
+            let p = &d.p;
+            let echo_reply = p.proto == ipv4::PROTO_ICMP
+                && p.l4().and_then(|at| pkt.data().get(at)) == Some(&icmp::ECHO_REPLY);
+            let kind = if cx.snap.is_vip(p.src) || echo_reply { Punt::Reply } else { Punt::Other };
+            punt(cx, st, kind)
+        }
         Class::RouteToClient(client) => route_to_client(cx.snap, st, pkt, &d.p, client),
         Class::Drop(r) => Verdict::Drop(r),
+    }
+}
+
+/// For the control core, if this worker's rate for its kind allows.
+fn punt<S>(cx: &BurstCx<'_, S>, st: &mut State, kind: Punt) -> Verdict {
+    if st.punt_limit[kind as usize].take(cx.now) {
+        Verdict::ToControl(kind)
+    } else {
+        Verdict::Drop(DropReason::PuntPoliced)
     }
 }
 
@@ -361,7 +422,7 @@ fn classify<S>(cx: &BurstCx<'_, S>, last: &mut LastService, d: &PacketDesc, fram
     let p = match d.kind {
         Ok(Kind::Ipv4) if ethernet::dst_is(frame, cx.port_mac) => &d.p,
         Ok(Kind::Arp) if ethernet::dst_is(frame, cx.port_mac) || ethernet::dst_is(frame, [0xff; 6]) => {
-            return Class::Control
+            return Class::Arp
         }
         Ok(_) => return Class::Drop(DropReason::NotOurMac),
         Err(r) => return Class::Drop(r),
@@ -392,7 +453,7 @@ fn classify<S>(cx: &BurstCx<'_, S>, last: &mut LastService, d: &PacketDesc, fram
         };
     }
     if snap.lb_addr_port(p.dst).is_some() {
-        return Class::Control;
+        return Class::Local;
     }
     if let Some(client) = snap.client_port {
         if snap.ports.get(in_port as usize).map(|x| x.role) == Some(PortRole::Server) {
@@ -650,7 +711,7 @@ fn icmp_to_vip<B: PacketBuf, S: PacketSink<B>>(
         return Verdict::Drop(DropReason::MalformedL4);
     };
     if m.msg_type() == icmp::ECHO_REQUEST {
-        return Verdict::ToControl;
+        return punt(cx, st, Punt::Other);
     }
     if !m.is_error() {
         return Verdict::Drop(DropReason::IcmpUnsupported);

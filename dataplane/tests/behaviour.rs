@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use dataplane::snapshot::*;
-use dataplane::{DropReason, Snapshot, Verdict, Worker, WorkerConfig};
+use dataplane::{DropReason, Punt, Snapshot, Verdict, Worker, WorkerConfig};
 
 fn backend_of(out: &[u8]) -> [u8; 6] {
     out[0..6].try_into().unwrap()
@@ -96,12 +96,15 @@ fn arp_echo_and_lb_traffic_go_to_control() {
         0x0806,
         &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 100],
     );
-    assert_eq!(run(&mut w, &arp, 0, 0).0, Verdict::ToControl);
+    assert_eq!(run(&mut w, &arp, 0, 0).0, Verdict::ToControl(Punt::Arp));
     let echo = Ip::new(1, CLIENT, VIP_DSCP).bytes(&icmp_msg(8, 0, b"ping"));
-    assert_eq!(run(&mut w, &eth(LB_MAC, ROUTER_MAC, 0x0800, &echo), 0, 0).0, Verdict::ToControl);
+    assert_eq!(run(&mut w, &eth(LB_MAC, ROUTER_MAC, 0x0800, &echo), 0, 0).0, Verdict::ToControl(Punt::Other));
     // A health-check reply in dscp mode comes from the VIP to the LB address.
     let reply = Ip::new(6, VIP_DSCP, LB_IP).bytes(&tcp_seg(VIP_DSCP, LB_IP, 80, 33000, 0x12, b""));
-    assert_eq!(run(&mut w, &eth(LB_MAC, server_mac(3), 0x0800, &reply), 0, 0).0, Verdict::ToControl);
+    assert_eq!(
+        run(&mut w, &eth(LB_MAC, server_mac(3), 0x0800, &reply), 0, 0).0,
+        Verdict::ToControl(Punt::Reply)
+    );
     assert_eq!(w.counters().to_control, 3);
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use dataplane::snapshot::*;
 use dataplane::testkit::*;
-use dataplane::{DropReason, Snapshot, Verdict, Worker, WorkerConfig};
+use dataplane::{DropReason, Punt, Snapshot, Verdict, Worker, WorkerConfig};
 
 fn backend_of(out: &[u8]) -> [u8; 6] {
     out[0..6].try_into().unwrap()
@@ -42,8 +42,8 @@ fn only_frames_for_the_port_mac_take_the_ip_path() {
     assert_eq!(run(&mut w, &eth(LB_MAC, ROUTER_MAC, 0x0800, &ip), 0, 0).0, Verdict::Tx(0));
     // ARP: broadcast requests and replies to us are for the control core; others' are not.
     let arp = [0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 100];
-    assert_eq!(run(&mut w, &eth([0xff; 6], ROUTER_MAC, 0x0806, &arp), 0, 0).0, Verdict::ToControl);
-    assert_eq!(run(&mut w, &eth(LB_MAC, ROUTER_MAC, 0x0806, &arp), 0, 0).0, Verdict::ToControl);
+    assert_eq!(run(&mut w, &eth([0xff; 6], ROUTER_MAC, 0x0806, &arp), 0, 0).0, Verdict::ToControl(Punt::Arp));
+    assert_eq!(run(&mut w, &eth(LB_MAC, ROUTER_MAC, 0x0806, &arp), 0, 0).0, Verdict::ToControl(Punt::Arp));
     assert_eq!(
         run(&mut w, &eth(other_host, ROUTER_MAC, 0x0806, &arp), 0, 0).0,
         Verdict::Drop(DropReason::NotOurMac)

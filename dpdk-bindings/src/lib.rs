@@ -12,6 +12,7 @@ mod error;
 mod mbuf;
 mod mempool;
 mod port;
+pub mod sys;
 
 pub use eal::{Eal, LcoreJoin};
 pub use error::{DpdkError, Result};

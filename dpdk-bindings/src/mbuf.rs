@@ -257,6 +257,15 @@ impl Burst {
         Drain { ptrs: &self.ptrs[..n], next: 0 }
     }
 
+    /// Free the first packet and move the rest to the front (the one a device refused).
+    pub fn drop_first(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        drop(NonNull::new(self.ptrs[0]).map(Mbuf));
+        self.consume_front(1);
+    }
+
     /// Free every packet.
     pub fn clear(&mut self) {
         self.drain().for_each(drop);

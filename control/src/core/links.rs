@@ -25,7 +25,8 @@ pub struct WorkerStats {
     /// The snapshot epoch the worker runs.
     pub epoch: u64,
     pub tx_dropped: u64,
-    pub punt_dropped: u64,
+    /// Frames for the control core that did not fit its rings, by `Punt` kind.
+    pub punt_dropped: [u64; 3],
 }
 
 pub trait Links {
@@ -44,6 +45,8 @@ pub trait Links {
     fn next_punted(&mut self, buf: &mut Vec<u8>) -> Option<u16>;
     /// Device counters and link state of each port.
     fn port_counters(&self) -> Vec<PortCounters>;
+    /// Each worker's loop count: one that stops moving is stuck.
+    fn heartbeats(&self) -> Vec<u64>;
 }
 
 /// Workers on DPDK lcores, reached through lock-free rings; frames in mbufs.
@@ -57,7 +60,12 @@ pub struct DpdkLinks {
     /// The ring the next punted frame is taken from: rings are drained in turn, one frame at a
     /// time, so that no worker's flood starves the others.
     next_ring: usize,
+    /// Priority frames taken in a row.
+    priority_run: usize,
 }
+
+/// Priority frames served in a row before one of the others, if any wait.
+const PRIORITY_RUN: usize = 64;
 
 impl DpdkLinks {
     pub fn new(pool: Arc<Mempool>, ports: Vec<Port>, rings: Vec<Rings>) -> DpdkLinks {
@@ -69,6 +77,7 @@ impl DpdkLinks {
             stats_bufs: (0..n).map(|_| Some(Box::<WorkerStats>::default())).collect(),
             stats: vec![WorkerStats::default(); n],
             next_ring: 0,
+            priority_run: 0,
         }
     }
 }
@@ -131,17 +140,30 @@ impl Links for DpdkLinks {
     }
 
     fn next_punted(&mut self, buf: &mut Vec<u8>) -> Option<u16> {
+        // Priority first (ARP, health-check answers), the workers' rings in turn; the others
+        // when those are empty, and one of them after every PRIORITY_RUN priority frames so
+        // that a flood of answers cannot starve echo entirely either.
+        let lanes = if self.priority_run >= PRIORITY_RUN { [false, true] } else { [true, false] };
         let n = self.rings.len();
-        for k in 0..n {
-            let w = (self.next_ring + k) % n;
-            if let Some((port, m)) = self.rings[w].punted.pop() {
-                self.next_ring = (w + 1) % n;
-                buf.clear();
-                buf.extend_from_slice(m.data());
-                return Some(port);
+        for priority in lanes {
+            for k in 0..n {
+                let w = (self.next_ring + k) % n;
+                let ring =
+                    if priority { &self.rings[w].punted_priority } else { &self.rings[w].punted_other };
+                if let Some((port, m)) = ring.pop() {
+                    self.next_ring = (w + 1) % n;
+                    self.priority_run = if priority { self.priority_run + 1 } else { 0 };
+                    buf.clear();
+                    buf.extend_from_slice(m.data());
+                    return Some(port);
+                }
             }
         }
         None
+    }
+
+    fn heartbeats(&self) -> Vec<u64> {
+        self.rings.iter().map(|r| r.heartbeat.load(std::sync::atomic::Ordering::Relaxed)).collect()
     }
 
     fn port_counters(&self) -> Vec<PortCounters> {

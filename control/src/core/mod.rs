@@ -37,6 +37,12 @@ use view::ControlCounters;
 const TICK: Duration = Duration::from_millis(5);
 /// How often the view (ctl, metrics) is refreshed from the workers' counters.
 const VIEW_EVERY: Duration = Duration::from_millis(500);
+/// How long the loop rests when a pass found nothing to do. It waits until a deadline (not for
+/// a span restarted after every interruption), and the asynchronous signals some PMDs raise
+/// per frame (net_tap) are blocked on this thread, so traffic cannot keep it from its timers.
+const IDLE: Duration = Duration::from_micros(200);
+/// A worker loop that has not moved for this long is stuck.
+pub const STALL_LIMIT: Duration = Duration::from_secs(2);
 /// How soon a probe waiting for its next hop's MAC looks again.
 const UNRESOLVED_RETRY: Duration = Duration::from_millis(100);
 /// Punted frames handled per loop pass before timers get their turn.
@@ -60,6 +66,8 @@ pub struct ControlCore<L: Links> {
     last_view: Option<Instant>,
     /// The punted frame being handled (reused: no allocation per frame).
     frame: Vec<u8>,
+    /// Each worker's last heartbeat and when it last moved.
+    alive: Vec<(u64, Instant)>,
 }
 
 impl<L: Links> ControlCore<L> {
@@ -88,14 +96,26 @@ impl<L: Links> ControlCore<L> {
             last_tick: None,
             last_view: None,
             frame: Vec::with_capacity(2048),
+            alive: Vec::new(),
         }
     }
 
     /// The loop, until `term` is set: SIGHUP (`hup`) and ctl requests are served between passes.
-    pub fn run(&mut self, term: &AtomicBool, hup: &AtomicBool, requests: &Receiver<CtlRequest>) {
+    /// Returns early, with the worker's index, if a worker stops (a fault no part of the
+    /// appliance can mend: the process must end so that its supervisor starts it again).
+    pub fn run(
+        &mut self,
+        term: &AtomicBool,
+        hup: &AtomicBool,
+        requests: &Receiver<CtlRequest>,
+    ) -> Result<(), usize> {
         self.announce_vips();
         while !term.load(Ordering::Relaxed) {
-            let busy = self.poll(Instant::now());
+            let now = Instant::now();
+            let busy = self.poll(now);
+            if let Some(w) = self.stalled_worker(now) {
+                return Err(w);
+            }
             if hup.swap(false, Ordering::Relaxed) {
                 match self.reload() {
                     Ok(m) => info!("SIGHUP: {m}"),
@@ -107,9 +127,24 @@ impl<L: Links> ControlCore<L> {
                 let _ = req.reply.send(r);
             }
             if !busy {
-                std::thread::sleep(Duration::from_micros(200));
+                dpdk_bindings::sys::sleep_until(now + IDLE);
             }
         }
+        Ok(())
+    }
+
+    /// A worker whose loop has not moved for `STALL_LIMIT`, if any.
+    pub fn stalled_worker(&mut self, now: Instant) -> Option<usize> {
+        let beats = self.links.heartbeats();
+        self.alive.resize(beats.len(), (0, now));
+        for (w, (&beat, seen)) in beats.iter().zip(self.alive.iter_mut()).enumerate() {
+            if beat != seen.0 {
+                *seen = (beat, now);
+            } else if now.duration_since(seen.1) >= STALL_LIMIT {
+                return Some(w);
+            }
+        }
+        None
     }
 
     /// One pass: punted frames, then timers (neighbours, probes, view) when due, then a new
@@ -426,6 +461,8 @@ impl<L: Links> ControlCore<L> {
 
     pub fn update_view(&mut self, now: Instant) {
         let ports = self.links.port_counters();
+        let ages: Vec<u64> =
+            self.alive.iter().map(|(_, t)| now.saturating_duration_since(*t).as_millis() as u64).collect();
         let config_path = self.config_path.display().to_string();
         let v = view::build(
             &self.rt,
@@ -437,6 +474,7 @@ impl<L: Links> ControlCore<L> {
                 reloads: self.reloads,
                 last_reload_error: self.last_reload_error.as_deref(),
                 workers: self.links.worker_stats(),
+                worker_idle_ms: &ages,
                 ports: &ports,
                 control: self.counters,
             },

@@ -28,6 +28,7 @@ pub struct MemLinks {
     pub sent: Vec<(u16, Vec<u8>)>,
     pub published: Vec<Arc<Snapshot>>,
     stats: Vec<WorkerStats>,
+    pub heartbeats: Vec<u64>,
 }
 
 impl Links for MemLinks {
@@ -52,6 +53,9 @@ impl Links for MemLinks {
     }
     fn port_counters(&self) -> Vec<PortCounters> {
         vec![PortCounters::default()]
+    }
+    fn heartbeats(&self) -> Vec<u64> {
+        self.heartbeats.clone()
     }
 }
 
@@ -389,4 +393,23 @@ fn drain_by_vip_drains_the_backend_in_every_service_of_the_vip() {
         drain: true,
     });
     assert_eq!(one.unwrap(), "draining 10.0.0.11 of 10.0.0.101:80/tcp");
+}
+
+#[test]
+fn a_worker_whose_loop_stops_is_found() {
+    let t0 = Instant::now();
+    let mut cc = control_core(EVERY_MODE, t0);
+    cc.links_mut().heartbeats = vec![1, 1];
+    for k in 0..30u64 {
+        let now = t0 + Duration::from_millis(100 * k);
+        cc.links_mut().heartbeats[0] += 1; // worker 0 keeps going; worker 1 is stuck
+        let stalled = cc.stalled_worker(now);
+        if now.duration_since(t0) < super::STALL_LIMIT {
+            assert_eq!(stalled, None, "at {k}");
+        } else {
+            assert_eq!(stalled, Some(1), "at {k}");
+            return;
+        }
+    }
+    panic!("never found");
 }

@@ -34,6 +34,8 @@ pub struct Inputs<'a> {
     pub reloads: u64,
     pub last_reload_error: Option<&'a str>,
     pub workers: &'a [WorkerStats],
+    /// Milliseconds since each worker's loop last moved.
+    pub worker_idle_ms: &'a [u64],
     pub ports: &'a [PortCounters],
     pub control: ControlCounters,
 }
@@ -41,7 +43,8 @@ pub struct Inputs<'a> {
 pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
     let mut total = Counters::default();
     let mut active: Vec<u64> = Vec::new();
-    let (mut flows, mut cap, mut tx_dropped, mut punt_dropped) = (0u64, 0u64, 0u64, 0u64);
+    let (mut flows, mut cap, mut tx_dropped) = (0u64, 0u64, 0u64);
+    let mut punt_dropped = [0u64; 3];
     for ws in i.workers {
         total.merge(&ws.counters);
         if active.len() < ws.active.len() {
@@ -53,7 +56,9 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
         flows += ws.flows as u64;
         cap += ws.flow_capacity as u64;
         tx_dropped += ws.tx_dropped;
-        punt_dropped += ws.punt_dropped;
+        for (a, b) in punt_dropped.iter_mut().zip(ws.punt_dropped) {
+            *a += b;
+        }
     }
     let backends: Vec<BackendRow> = rt
         .backends(i.now)
@@ -150,7 +155,10 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
         outer_fragments: total.outer_fragments,
         inline_routed: total.inline_routed,
         tx_dropped,
-        punt_dropped,
+        punt_dropped: dataplane::Punt::ALL
+            .iter()
+            .map(|k| (k.name().to_string(), punt_dropped[*k as usize]))
+            .collect(),
         control_frames: i.control.frames,
         arp_replies_sent: i.control.arp_replies,
         arp_taken: rt.neigh.counters.taken,
@@ -171,6 +179,7 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
         workers: i.workers.len(),
         epoch: i.epoch,
         worker_epochs: i.workers.iter().map(|w| w.epoch).collect(),
+        worker_heartbeat_age_ms: i.worker_idle_ms.to_vec(),
         reloads: i.reloads,
         last_reload_error: i.last_reload_error.map(str::to_string),
         ports,
@@ -228,6 +237,7 @@ mod tests {
                 reloads: 1,
                 last_reload_error: None,
                 workers: &workers,
+                worker_idle_ms: &[0, 0],
                 ports: &[PortCounters::default()],
                 control: ControlCounters { frames: 7, ..ControlCounters::default() },
             },
