@@ -11,10 +11,12 @@ LOG=$(mktemp /tmp/dsrlb-test.XXXXXX)
 trap 'rm -f "$LOG"' EXIT
 
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet --features control/fault-injection -- -D warnings
 
 status=0
-cargo test --workspace --release 2>&1 | tee "$LOG" || status=$?
+# --no-fail-fast: one failing test binary must not hide whether the others pass. The
+# fault-injection feature lets the end-to-end tests make a worker fail on purpose.
+cargo test --workspace --release --no-fail-fast --features control/fault-injection 2>&1 | tee "$LOG" || status=$?
 
 echo "== benchmark smoke runs"
 cargo bench -q -p dataplane --bench pipeline -- --quick || status=1

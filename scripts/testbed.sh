@@ -84,7 +84,16 @@ up() {
   else
     for i in $(seq 1 "$n"); do server "s$i" "10.0.0.1$i/24" 10.0.0.1 br0; done
     for i in $(seq 1 2); do server "r$i" "192.168.50.1$i/24" 192.168.50.1 br1; done
+    # x1: another host on the LB's segment, from which the tests send hostile traffic.
+    mkns x1
+    link x1 eth0 fab v-x1
+    ns fab ip link set v-x1 master br0
+    ns x1 ip addr add 10.0.0.66/24 dev eth0
+    ns x1 ip route add default via 10.0.0.1
   fi
+  # The bridges pass frames as a switch does: br_netfilter (on in every namespace here) would
+  # drop malformed frames and trim trailers the tests send on purpose.
+  for k in iptables ip6tables arptables; do ns fab sysctl -qw "net.bridge.bridge-nf-call-$k=0" 2>/dev/null || true; done
   echo "testbed $TB up ($topo, $n servers): namespaces $(tr '\n' ' ' <"$STATE/namespaces")"
 }
 

@@ -40,8 +40,6 @@ pub enum StartError {
         error: String,
     },
     Snapshot(String),
-    /// A worker stopped moving while running.
-    WorkerStalled(usize),
 }
 
 impl fmt::Display for StartError {
@@ -61,7 +59,6 @@ impl fmt::Display for StartError {
             StartError::ControlSocket { path, error } => write!(f, "control socket {path}: {error}"),
             StartError::Metrics { addr, error } => write!(f, "metrics on {addr}: {error}"),
             StartError::Snapshot(e) => write!(f, "first snapshot: {e}"),
-            StartError::WorkerStalled(w) => write!(f, "worker {w} stalled"),
         }
     }
 }

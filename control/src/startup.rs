@@ -21,6 +21,9 @@ use crate::runtime::Runtime;
 use crate::view::View;
 use crate::worker::{self, DpdkIo, Rings, WorkerSetup};
 
+/// The exit status when a worker stalled (a supervisor restarts on any non-zero status).
+pub const EXIT_STALLED: i32 = 3;
+
 /// RX and TX descriptors per queue.
 const DESCRIPTORS: u16 = 1024;
 
@@ -205,12 +208,15 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
     if let Err(w) = cp.run(&term, &hup, &req_rx) {
         // A stuck worker blackholes its share of the traffic (and, for worker 0, every frame
         // the control core sends): end the process so that its supervisor starts it again.
+        // Nothing can be stopped in order with a stuck lcore (EAL's cleanup would wait for it):
+        // leave at once, with a status that says so.
         error!(
-            "worker {w} (lcore {}) has not moved for {:?}: stopping the appliance",
+            "worker {w} (lcore {}) has not moved for {:?}: stopping the appliance (exit {EXIT_STALLED})",
             lcores[w],
             crate::core::STALL_LIMIT
         );
-        return Err(StartError::WorkerStalled(w));
+        let _ = std::fs::remove_file(&cfg.control_socket);
+        std::process::exit(EXIT_STALLED);
     }
 
     info!("stopping");

@@ -50,7 +50,8 @@ pub fn in_ns_ok(ns: &str, args: &[&str]) -> String {
 
 pub struct Testbed {
     pub topology: &'static str,
-    dsrlb: Option<Child>,
+    /// The running dsrlb (cases may stop and start it again).
+    dsrlb: std::cell::RefCell<Option<Child>>,
     pub config: PathBuf,
 }
 
@@ -71,31 +72,84 @@ impl Testbed {
         ok(&[script.to_str().unwrap(), "servers"]);
         let config = std::env::temp_dir().join(format!("dsrlb-e2e-{topology}.ron"));
         std::fs::write(&config, config_text).unwrap();
-        let log =
-            std::fs::File::create(std::env::temp_dir().join(format!("dsrlb-e2e-{topology}.log"))).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &format!("{TB}-fab"), env!("CARGO_BIN_EXE_dsrlb"), "run", "-c"])
-            .arg(&config)
+        let tb = Testbed { topology, dsrlb: std::cell::RefCell::new(None), config };
+        tb.start(&[]);
+        tb.wait_backends_settled(Duration::from_secs(30));
+        tb
+    }
+
+    /// Start dsrlb on the testbed's configuration (with these environment variables), wait
+    /// until it answers, and attach its taps to the bridges.
+    pub fn start(&self, env: &[(&str, &str)]) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &format!("{TB}-fab"), env!("CARGO_BIN_EXE_dsrlb"), "run", "-c"])
+            .arg(&self.config)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start dsrlb");
-        let tb = Testbed { topology, dsrlb: Some(child), config };
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        *self.dsrlb.borrow_mut() = Some(cmd.spawn().expect("start dsrlb"));
         // Attach the taps to the bridges once dsrlb runs (its ports started: the tap PMD sets
         // the kernel side's MAC on start, which must then be changed for the bridge).
         let deadline = Instant::now() + Duration::from_secs(30);
-        while tb.ctl(&["status"]).is_err() {
+        while self.ctl(&["status"]).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "dsrlb did not start; log: {}",
-                std::fs::read_to_string(tb.log_path()).unwrap_or_default()
+                std::fs::read_to_string(self.log_path()).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+        let script = repo().join("scripts/testbed.sh");
         ok(&[script.to_str().unwrap(), "attach"]);
-        tb.wait_backends_settled(Duration::from_secs(30));
-        tb
+    }
+
+    /// Send `signal` to dsrlb and wait (up to `limit`) for it to end; its exit status (or
+    /// `None`: it did not end, and was killed).
+    pub fn stop(&self, signal: &str, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.dsrlb.borrow_mut().take()?;
+        let _ = sh(&["kill", signal, &c.id().to_string()]);
+        let st = self.wait_exit(&mut c, limit);
+        if st.is_none() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        st
+    }
+
+    /// Wait for a dsrlb that is to end by itself (a fault); its exit status, or `None` if it
+    /// is still running after `limit`.
+    pub fn wait_for_exit(&self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.dsrlb.borrow_mut().take()?;
+        let st = self.wait_exit(&mut c, limit);
+        if st.is_none() {
+            *self.dsrlb.borrow_mut() = Some(c);
+        }
+        st
+    }
+
+    fn wait_exit(&self, c: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Sum of every backend's `transitions` (health changes since start).
+    pub fn transitions(&self) -> u64 {
+        self.backends().iter().map(|b| b["transitions"].as_u64().unwrap_or(0)).sum()
+    }
+
+    /// The configuration dsrlb runs.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(&self.config).unwrap()
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -164,25 +218,14 @@ impl Testbed {
 
     /// Send SIGHUP to dsrlb (reload).
     pub fn sighup(&self) {
-        if let Some(c) = &self.dsrlb {
+        if let Some(c) = &*self.dsrlb.borrow() {
             // dsrlb runs under `ip netns exec`, which execs it: the child pid is dsrlb's.
             ok(&["kill", "-HUP", &c.id().to_string()]);
         }
     }
 
     pub fn down(&mut self) {
-        if let Some(mut c) = self.dsrlb.take() {
-            let _ = sh(&["kill", "-TERM", &c.id().to_string()]);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.stop("-TERM", Duration::from_secs(10));
         let script = repo().join("scripts/testbed.sh");
         let _ = sh(&[script.to_str().unwrap(), "down"]);
     }
@@ -264,3 +307,22 @@ pub fn udp_echo_from(vip: &str, src: &str, sport: u16, msg: &str) -> Result<Stri
 }
 
 pub const CLIENTS: [&str; 3] = ["198.51.100.10", "198.51.100.11", "198.51.100.12"];
+
+/// The LB's MAC on the one-arm fabric (the example configuration's).
+pub const LB_MAC: &str = "02:00:00:00:00:02";
+
+/// Run scripts/flood.py in namespace `ns` (bounded by its --seconds/--count); the rate it
+/// reached ("sent N frames in T s (R/s)").
+pub fn flood(ns: &str, args: &[&str]) -> std::process::Child {
+    let script = repo().join("scripts/flood.py");
+    let mut v: Vec<String> = vec!["netns".into(), "exec".into(), format!("{TB}-{ns}"), "python3".into()];
+    v.push(script.display().to_string());
+    v.extend(args.iter().map(|a| a.to_string()));
+    Command::new("ip").args(&v).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("flood")
+}
+
+/// The line a flood printed when it ended.
+pub fn flood_result(c: std::process::Child) -> String {
+    let out = c.wait_with_output().expect("flood ended");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -26,7 +26,7 @@ fn inline_l2(tb: &Testbed) {
     assert_eq!(download("10.0.0.100", 10_000_000), "10000000 200");
     // The replies (about 6900 segments for 10 MB) came back through the LB, routed.
     let routed = || tb.stats()["inline_routed"].as_u64().unwrap_or(0);
-    tb.wait_for("server replies routed by the LB", std::time::Duration::from_secs(5), || routed() > 5000);
+    tb.wait_for("server replies routed by the LB", std::time::Duration::from_secs(20), || routed() > 5000);
     println!(
         "  30 requests split {seen:?}; 10 MB download; {} server→client packets routed by the LB",
         routed()

@@ -5,6 +5,7 @@
 //! EAL and the testbed are per process and slow to build, so this binary runs its cases in
 //! order from its own main and prints one line per case and a closing "N passed, M failed".
 
+mod hardening;
 mod harness;
 mod inline;
 mod one_arm;
@@ -63,8 +64,11 @@ fn main() {
         std::process::exit(1);
     }
     let (mut passed, mut failed) = (0u32, Vec::new());
-    let topologies: [Topology; 2] =
-        [("one-arm", one_arm::testbed, one_arm::CASES), ("inline", inline::testbed, inline::CASES)];
+    let topologies: [Topology; 3] = [
+        ("one-arm", one_arm::testbed, one_arm::CASES),
+        ("inline", inline::testbed, inline::CASES),
+        ("one-arm, hostile", hardening::testbed, hardening::CASES),
+    ];
     for (topo, make, cases) in topologies {
         if filter
             .as_ref()
