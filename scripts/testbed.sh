@@ -102,6 +102,9 @@ up() {
 # the frames meant for it). Bridge them and give the kernel side a MAC of its own.
 attach_one() { # DEV KERNEL_MAC BRIDGE
   ns fab ip link set "$1" address "$2"
+  # The kernel queues frames for dsrlb here; 1000 frames is 25 ms at 40 000/s, less than this
+  # two-core machine may keep the worker off its CPU while the tests flood it.
+  ns fab ip link set "$1" txqueuelen 10000
   ns fab ip link set "$1" master "$3" up
   ns fab ip link show "$1" | grep -q "link/ether $2" || { echo "attach: $1 lost its MAC" >&2; return 1; }
 }

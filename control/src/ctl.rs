@@ -86,11 +86,7 @@ pub fn serve(path: &Path, view: Arc<Mutex<View>>, requests: Sender<CtlRequest>) 
         crate::serve::unix(listener),
         |req| req.contains(&b'\n'),
         move |req, conn| {
-            let line = String::from_utf8_lossy(req);
-            let answer = match serde_json::from_str::<Request>(line.trim_end()) {
-                Ok(req) => answer(req, &view, &requests),
-                Err(e) => Err(format!("bad request: {e}")),
-            };
+            let answer = parse_request(req).and_then(|req| answer(req, &view, &requests));
             let v = match answer {
                 Ok(data) => json!({"ok": true, "data": data}),
                 Err(e) => json!({"ok": false, "error": e}),
@@ -98,6 +94,12 @@ pub fn serve(path: &Path, view: Arc<Mutex<View>>, requests: Sender<CtlRequest>) 
             writeln!(conn, "{v}")
         },
     )
+}
+
+/// A request as it came off the socket: one JSON line.
+pub fn parse_request(bytes: &[u8]) -> Result<Request, String> {
+    let line = std::str::from_utf8(bytes).map_err(|_| "bad request: not UTF-8".to_string())?;
+    serde_json::from_str::<Request>(line.trim_end()).map_err(|e| format!("bad request: {e}"))
 }
 
 /// The `flows` answer.

@@ -315,7 +315,17 @@ pub const LB_MAC: &str = "02:00:00:00:00:02";
 /// reached ("sent N frames in T s (R/s)").
 pub fn flood(ns: &str, args: &[&str]) -> std::process::Child {
     let script = repo().join("scripts/flood.py");
-    let mut v: Vec<String> = vec!["netns".into(), "exec".into(), format!("{TB}-{ns}"), "python3".into()];
+    // On CPU 0, beside the control core: CPU 1 runs the worker, which must keep up with what
+    // the kernel queues for it (the tap's queue drops what it cannot take in time).
+    let mut v: Vec<String> = vec![
+        "netns".into(),
+        "exec".into(),
+        format!("{TB}-{ns}"),
+        "taskset".into(),
+        "-c".into(),
+        "0".into(),
+        "python3".into(),
+    ];
     v.push(script.display().to_string());
     v.extend(args.iter().map(|a| a.to_string()));
     Command::new("ip").args(&v).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("flood")

@@ -8,6 +8,7 @@
 
 pub mod health;
 pub mod links;
+pub mod mem;
 pub mod responder;
 pub mod view;
 

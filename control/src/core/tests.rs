@@ -1,7 +1,6 @@
 //! The control core without DPDK: frames in through an in-memory `Links`, frames and snapshots
 //! out, with the real runtime, responder, prober and health machine.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,54 +9,15 @@ use dataplane::testkit::{client_tcp_from, eth, NoSink};
 use dataplane::wire::{arp, ArpRepr, MacAddr};
 use dataplane::{Snapshot, VecPacket, Verdict, Worker, WorkerConfig};
 
-use super::links::{Links, WorkerStats};
+use super::mem::MemLinks;
 use super::ControlCore;
 use crate::config::Config;
 use crate::runtime::Runtime;
-use crate::view::{PortCounters, View};
+use crate::view::View;
 
 pub const LB_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
 pub const SERVER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x11]);
 pub const ROUTER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x01]);
-
-/// Links to no workers: punted frames are queued by the test, sent frames and published
-/// snapshots are kept for it to read.
-#[derive(Default)]
-pub struct MemLinks {
-    pub punted: VecDeque<(u16, Vec<u8>)>,
-    pub sent: Vec<(u16, Vec<u8>)>,
-    pub published: Vec<Arc<Snapshot>>,
-    stats: Vec<WorkerStats>,
-    pub heartbeats: Vec<u64>,
-}
-
-impl Links for MemLinks {
-    fn publish(&mut self, snap: &Arc<Snapshot>) -> bool {
-        self.published.push(snap.clone());
-        true
-    }
-    fn collect(&mut self) {}
-    fn request_stats(&mut self) {}
-    fn worker_stats(&self) -> &[WorkerStats] {
-        &self.stats
-    }
-    fn send(&mut self, port: u16, frame: &[u8]) -> bool {
-        self.sent.push((port, frame.to_vec()));
-        true
-    }
-    fn next_punted(&mut self, buf: &mut Vec<u8>) -> Option<u16> {
-        let (port, f) = self.punted.pop_front()?;
-        buf.clear();
-        buf.extend_from_slice(&f);
-        Some(port)
-    }
-    fn port_counters(&self) -> Vec<PortCounters> {
-        vec![PortCounters::default()]
-    }
-    fn heartbeats(&self) -> Vec<u64> {
-        self.heartbeats.clone()
-    }
-}
 
 /// One service per mode, each with the on-link backend 10.0.0.11 and a TCP check (rise 2).
 pub const EVERY_MODE: &str = r#"#![enable(implicit_some)]
