@@ -44,7 +44,52 @@ pub struct Config {
     /// capture replayed by net_pcap with infinite_rx needs one per packet of the file).
     #[serde(default)]
     pub mempool: Option<MempoolConfig>,
+    /// Announce the VIPs to a routing daemon (a fleet behind ECMP) instead of answering ARP for
+    /// them: `None` (the default) is a single appliance on its segment.
+    #[serde(default)]
+    pub announce: Option<AnnounceConfig>,
     pub services: Vec<ServiceConfig>,
+}
+
+/// How this instance tells a routing daemon (BIRD, FRR, ...) which VIPs to announce: a /32
+/// route per VIP in a kernel table, on the exception interface of the VIPs' port. The routes
+/// vanish with the interface when dsrlb ends, however it ends.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AnnounceConfig {
+    /// The kernel routing table the routes go into (the daemon imports it; 1..=252 or above 255).
+    pub table: u32,
+    /// On `dsrlb ctl drain-instance` and SIGTERM: how long to keep forwarding after the
+    /// routes are withdrawn, while the routers move the traffic away.
+    #[serde(default = "defaults::drain_time")]
+    pub drain_time: Seconds,
+}
+
+/// The exception path of a port: a kernel interface that gets the traffic for the LB's own
+/// addresses that dsrlb does not answer itself (BGP, BFD, SSH), and whose traffic leaves on the
+/// port — it shares the port's fate. Its kernel side is given the port's MAC and addresses.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionConfig {
+    /// A DPDK virtual device with a kernel side named by `iface=`: `net_tap1,iface=dsrlb0`
+    /// here; `virtio_user` with vhost-net on appliances that have it.
+    pub device: String,
+    /// Routing peers (the routers): their traffic to the LB takes the priority lane, beside
+    /// health-check answers, so no flood at the LB's address can starve BGP and BFD.
+    #[serde(default)]
+    pub peers: Vec<Ipv4Addr>,
+}
+
+impl ExceptionConfig {
+    /// The device name without its arguments.
+    pub fn device_name(&self) -> &str {
+        self.device.split(',').next().unwrap_or(&self.device)
+    }
+
+    /// The kernel interface's name (`iface=` of the device string).
+    pub fn iface(&self) -> Option<&str> {
+        self.device.split(',').find_map(|kv| kv.strip_prefix("iface="))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -74,6 +119,8 @@ pub struct PortConfig {
     /// The port's MAC, if not the device's own.
     #[serde(default)]
     pub mac: Option<MacAddr>,
+    #[serde(default)]
+    pub exception: Option<ExceptionConfig>,
 }
 
 impl PortConfig {
@@ -270,7 +317,10 @@ impl ServiceConfig {
 
     /// Whether `ident` names this service: `VIP` or `VIP:PORT`.
     pub fn answers_to(&self, ident: &str) -> bool {
-        ident == self.vip.to_string() || ident == format!("{}:{}", self.vip, self.port)
+        // The name as ctl prints it (`VIP:PORT/PROTO`) names exactly this service.
+        ident == self.vip.to_string()
+            || ident == format!("{}:{}", self.vip, self.port)
+            || ident == self.name()
     }
 
     /// Whether the service hashes clients onto backends (its Maglev table schedules them).
@@ -326,6 +376,9 @@ mod defaults {
     }
     pub fn syn() -> Seconds {
         Seconds(3.0)
+    }
+    pub fn drain_time() -> Seconds {
+        Seconds(5.0)
     }
     pub fn maglev_size() -> u32 {
         dataplane::maglev::DEFAULT_SIZE
@@ -405,6 +458,14 @@ impl Config {
                     dataplane::maglev::next_prime(want)
                 ));
             }
+            if self.announce.is_some() && !s.uses_maglev() {
+                v.push(format!(
+                    "services[{i}].scheduler: {} picks a backend from this instance's own state: in a fleet, \
+                     a connection that moves to another instance (one fails, drains or joins) goes to the \
+                     Maglev answer instead and may break; maglev keeps it (docs/fleet.md)",
+                    s.scheduler.name()
+                ));
+            }
         }
         v
     }
@@ -412,6 +473,46 @@ impl Config {
     /// Which ports have which subnets, by index.
     pub fn port_subnets(&self) -> Vec<Vec<Ipv4Cidr>> {
         self.ports.iter().map(|p| p.addresses.clone()).collect()
+    }
+
+    /// A digest of what must agree between the instances of a fleet for them to send every
+    /// flow to the same backend: the services, their backends and weights, schedulers,
+    /// persistence and Maglev sizes — in an order of their own (not the file's), so files that
+    /// list the same things differently agree. Ports, addresses and everything else local to
+    /// an instance are left out. FNV-1a over a canonical text, as 16 hex digits.
+    pub fn digest(&self) -> String {
+        let mut services: Vec<String> = self
+            .services
+            .iter()
+            .map(|s| {
+                let mut backends: Vec<String> = s
+                    .backends
+                    .iter()
+                    .map(|b| format!("{}*{}{}", b.ip, b.weight, if b.drain { "d" } else { "" }))
+                    .collect();
+                backends.sort();
+                format!(
+                    "{}|{}|{:?}|{:?}|{}|{}|{}|{}|{}|{}|{}",
+                    s.name(),
+                    s.mode,
+                    s.scheduler,
+                    s.persistence.as_ref().map(|p| (p.by, p.timeout.get().to_bits())),
+                    s.maglev_size,
+                    s.tcp_idle_timeout.get(),
+                    s.udp_idle_timeout.get(),
+                    s.closing_timeout.get(),
+                    s.tcp_syn_timeout.get(),
+                    s.health_check.is_some(),
+                    backends.join(",")
+                )
+            })
+            .collect();
+        services.sort();
+        let h = services
+            .join("\n")
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        format!("{h:016x}")
     }
 
     /// One-arm (`lan` ports) or inline (a `client` and a `server` port).
@@ -590,6 +691,73 @@ mod tests {
         );
         let e = err(&GOOD.replace(r#"(ip: "10.0.0.11"), (ip"#, r#"(ip: "10.0.0.2"), (ip"#));
         assert!(e.message.contains("LB address"), "{e}");
+    }
+
+    #[test]
+    fn a_fleet_member_needs_an_exception_interface_with_peers_on_its_subnets() {
+        let lan = r#"gateway: "10.0.0.1")]"#;
+        let with = |exception: &str, announce: &str| {
+            GOOD.replace(lan, &format!(r#"gateway: "10.0.0.1"{exception})]"#))
+                .replace("services: [", &format!("{announce}services: ["))
+        };
+        let x = r#", exception: (device: "net_tap1,iface=dsrlb0", peers: ["10.0.0.1"])"#;
+        let c = Config::parse(&with(x, "announce: (table: 100), ")).expect("a fleet member");
+        assert_eq!(c.announce.as_ref().map(|a| (a.table, a.drain_time.get())), Some((100, 5.0)));
+        assert_eq!(c.ports[0].exception.as_ref().and_then(|x| x.iface()), Some("dsrlb0"));
+        assert!(c.advisories().is_empty(), "{:?}", c.advisories());
+        // A scheduler without a stateless answer is allowed, with a word on what it costs.
+        let wrr = with(x, "announce: (table: 100), ")
+            .replace("mode: dscp(7), backends", "mode: dscp(7), scheduler: weighted_round_robin, backends");
+        let a = Config::parse(&wrr).unwrap().advisories();
+        assert!(a.iter().any(|a| a.starts_with("services[1].scheduler: weighted_round_robin")), "{a:?}");
+        let cases: &[(String, &str, &str)] = &[
+            (with("", "announce: (table: 100), "), "ports[0].exception", "exception interface"),
+            (with(x, "announce: (table: 254), "), "announce.table", "kernel's own"),
+            (with(x, "announce: (table: 100, drain_time: 0.0), "), "announce.drain_time", ""),
+            (with(x, "announce: (table: 100, drain_time: inf), "), "announce.drain_time", ""),
+            (with(r#", exception: (device: "net_tap1")"#, ""), "ports[0].exception.device", "iface="),
+            (
+                with(r#", exception: (device: "net_tap1,iface=a-name-far-too-long")"#, ""),
+                "ports[0].exception.device",
+                "15 characters",
+            ),
+            (
+                with(
+                    r#", exception: (device: "net_tap1,iface=dsrlb0", peers: ["10.0.0.1", "192.0.2.1"])"#,
+                    "",
+                ),
+                "ports[0].exception.peers[1]",
+                "not on any of the port's subnets",
+            ),
+        ];
+        for (text, field, says) in cases {
+            let e = err(text);
+            assert_eq!(&e.path, field, "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_digest_covers_what_instances_must_share_and_nothing_local() {
+        let d = Config::parse(GOOD).unwrap().digest();
+        assert_eq!(d.len(), 16);
+        // Local to an instance: addresses, devices, metrics.
+        let local = GOOD.replace("10.0.0.2/24", "10.0.0.3/24").replace("iface=lb0", "iface=lb1");
+        assert_eq!(Config::parse(&local).unwrap().digest(), d);
+        // The same backends listed in another order: the same mapping, the same digest.
+        let reordered = GOOD.replace(
+            r#"backends: [(ip: "10.0.0.11"), (ip: "10.0.0.12", weight: 3)]"#,
+            r#"backends: [(ip: "10.0.0.12", weight: 3), (ip: "10.0.0.11")]"#,
+        );
+        assert_eq!(Config::parse(&reordered).unwrap().digest(), d);
+        // A weight, a backend, a scheduler: another mapping.
+        for changed in [
+            GOOD.replace("weight: 3", "weight: 2"),
+            GOOD.replace(r#"(ip: "10.0.0.12", weight: 3)"#, r#"(ip: "10.0.0.13", weight: 3)"#),
+            GOOD.replace("scheduler: source_hash", "scheduler: destination_hash"),
+        ] {
+            assert_ne!(Config::parse(&changed).unwrap().digest(), d);
+        }
     }
 
     /// Values that once passed validation and then crashed or hung the appliance, and every

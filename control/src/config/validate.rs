@@ -115,6 +115,44 @@ fn ports(cfg: &Config) -> Result<(), Invalid> {
                 return Err((at("gateway"), format!("gateway {gw} is not on any of the port's subnets")));
             }
         }
+        if let Some(x) = &p.exception {
+            if !x.device.starts_with("net_") || x.iface().is_none_or(|i| i.is_empty() || i.len() > 15) {
+                return Err((
+                    at("exception.device"),
+                    "a virtual device with its kernel interface named by iface= (at most 15 characters)"
+                        .into(),
+                ));
+            }
+            if let Some((k, a)) =
+                x.peers.iter().enumerate().find(|(_, a)| !p.addresses.iter().any(|c| c.contains(**a)))
+            {
+                return Err((
+                    at(&format!("exception.peers[{k}]")),
+                    format!(
+                        "{a} is not on any of the port's subnets (a peer is a directly connected router)"
+                    ),
+                ));
+            }
+            if cfg.ports.iter().take(i).any(|o| o.exception.as_ref().and_then(|o| o.iface()) == x.iface()) {
+                return Err((
+                    at("exception.device"),
+                    "another port already uses this kernel interface".into(),
+                ));
+            }
+        }
+    }
+    if let Some(a) = &cfg.announce {
+        if a.table == 0 || (253..=255).contains(&a.table) {
+            return Err(("announce.table".into(), "0 and 253..=255 are the kernel's own tables".into()));
+        }
+        within(a.drain_time, 0.0, 600.0).map_err(|e| ("announce.drain_time".to_string(), e))?;
+        if let Some(i) = cfg.ports.iter().position(|p| p.role != PortRole::Server && p.exception.is_none()) {
+            return Err((
+                format!("ports[{i}].exception"),
+                "announce needs an exception interface on every port where VIPs live (the routes go on it)"
+                    .into(),
+            ));
+        }
     }
     Ok(())
 }
