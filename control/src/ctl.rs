@@ -28,6 +28,8 @@ pub enum CtlCommand {
         backend: Ipv4Addr,
         drain: bool,
     },
+    /// Withdraw every VIP, forward while the routers move the traffic away, then stop.
+    DrainInstance,
 }
 
 /// A command from the ctl server thread, answered on `reply`.
@@ -52,6 +54,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("drain VIP[:PORT] BACKEND", "keep BACKEND's flows, send it no new ones"),
     ("undrain VIP[:PORT] BACKEND", "take BACKEND back into scheduling"),
     ("reload", "re-read the configuration file (as SIGHUP); a bad file changes nothing"),
+    ("drain-instance", "a fleet member: withdraw every VIP, forward while routers move away, then stop"),
 ];
 
 /// Start the server. The socket appears at `path` only once it is private (mode 0600): it is
@@ -155,6 +158,7 @@ fn answer(req: Request, view: &Mutex<View>, requests: &Sender<CtlRequest>) -> Re
                 .collect(),
         })),
         ("reload", []) => call(requests, CtlCommand::Reload),
+        ("drain-instance", []) => call(requests, CtlCommand::DrainInstance),
         ("drain" | "undrain", [service, backend]) => {
             let backend = backend.parse().map_err(|_| format!("{backend:?} is not an IPv4 address"))?;
             call(requests, CtlCommand::Drain { service: service.clone(), backend, drain: req.cmd == "drain" })
@@ -331,7 +335,7 @@ pub fn render(cmd: &str, data: &Value) -> Result<String, CtlError> {
         "status" => {
             let s: Status = typed(data)?;
             let mut out = format!(
-                "dsrlb {} up {}s, {} worker(s), epoch {} (workers at {:?}), reloads {}{}\nconfig {}\n\n",
+                "dsrlb {} up {}s, {} worker(s), epoch {} (workers at {:?}), reloads {}{}\nconfig {} (digest {})\n",
                 s.version,
                 s.uptime_s,
                 s.workers,
@@ -339,8 +343,18 @@ pub fn render(cmd: &str, data: &Value) -> Result<String, CtlError> {
                 s.worker_epochs,
                 s.reloads,
                 s.last_reload_error.as_ref().map(|e| format!(" (last refused: {e})")).unwrap_or_default(),
-                s.config
+                s.config,
+                s.config_digest
             );
+            if let Some(vips) = &s.announced {
+                let list: Vec<String> = vips.iter().map(|v| v.to_string()).collect();
+                out.push_str(&format!(
+                    "fleet: {}announcing {}\n",
+                    if s.draining { "DRAINING, " } else { "" },
+                    if list.is_empty() { "nothing".to_string() } else { list.join(" ") }
+                ));
+            }
+            out.push('\n');
             let r: Vec<Vec<String>> = s
                 .ports
                 .iter()

@@ -152,6 +152,9 @@ pub fn render(v: &View) -> String {
         ("echo_reply_sent", v.stats.echo_replies_sent),
         ("probe_reply", v.stats.probe_replies),
         ("probe_reply_forged", v.stats.probe_replies_forged),
+        ("to_kernel", v.stats.to_kernel),
+        ("from_kernel", v.stats.from_kernel),
+        ("to_kernel_refused", v.stats.to_kernel_refused),
     ] {
         cf.get_or_create(&l(&[("kind", k)])).inc_by(n);
     }
@@ -164,6 +167,21 @@ pub fn render(v: &View) -> String {
         ("changed", v.stats.arp_changes),
     ] {
         arp.get_or_create(&l(&[("kind", k)])).inc_by(n);
+    }
+    let digest = gauge(
+        &mut reg,
+        "config_digest",
+        "1, labelled with the digest of what must agree across a fleet (services, backends, weights)",
+    );
+    digest.get_or_create(&l(&[("digest", &v.status.config_digest)])).set(1);
+    if let Some(vips) = &v.status.announced {
+        let ann =
+            gauge(&mut reg, "vip_announced", "1 for each VIP this fleet member announces to its routers");
+        for vip in vips {
+            ann.get_or_create(&l(&[("vip", &vip.to_string())])).set(1);
+        }
+        let dr = gauge(&mut reg, "instance_draining", "1 while this fleet member drains before it stops");
+        dr.get_or_create(&l(&[])).set(v.status.draining as i64);
     }
     let mut out = String::new();
     let _ = encode(&mut out, &reg);

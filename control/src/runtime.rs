@@ -145,6 +145,13 @@ impl Runtime {
     }
 
     /// Whether `ip` is one of the LB's addresses on `port`.
+    /// Whether `ip` is a routing peer of `port` (its exception interface's) and `mac` the MAC it
+    /// resolved to.
+    pub fn is_peer(&self, port: u16, ip: Ipv4Addr, mac: MacAddr, now: Instant) -> bool {
+        let peers = self.cfg.ports.get(port as usize).and_then(|p| p.exception.as_ref()).map(|x| &x.peers);
+        peers.is_some_and(|p| p.contains(&ip)) && self.neigh.lookup(port, ip, now) == Some(mac)
+    }
+
     pub fn is_lb_addr_on(&self, port: u16, ip: Ipv4Addr) -> bool {
         self.subnets.get(port as usize).is_some_and(|cs| cs.iter().any(|c| c.addr == ip))
     }
@@ -179,12 +186,16 @@ impl Runtime {
                 }
             }
         }
-        // Inline: the client-side gateway, where server replies are routed.
         for (i, p) in self.cfg.ports.iter().enumerate() {
+            // Inline: the client-side gateway, where server replies are routed.
             if p.role == PortRole::Client {
                 if let Some(g) = p.gateway {
                     w.push((i as u16, g));
                 }
+            }
+            // Routing peers: their frames are told apart by address and MAC.
+            for &a in p.exception.iter().flat_map(|x| &x.peers) {
+                w.push((i as u16, a));
             }
         }
         w.sort();
@@ -257,6 +268,12 @@ impl Runtime {
                 mtu: p.mtu,
                 role: p.role,
                 gateway_mac: p.gateway.and_then(|g| self.neigh.lookup(i as u16, g, now)).map(|m| m.0),
+                peers: p
+                    .exception
+                    .iter()
+                    .flat_map(|x| &x.peers)
+                    .filter_map(|&a| self.neigh.lookup(i as u16, a, now).map(|m| (a, m.0)))
+                    .collect(),
             })
             .collect();
         let mut backends = self.backends(now);

@@ -12,8 +12,9 @@ use dataplane::WorkerConfig;
 use dpdk_bindings::{Eal, LcoreJoin, Mempool, Port, PortConfig};
 use log::{error, info, warn};
 
+use crate::announce::Announcer;
 use crate::config::Config;
-use crate::core::links::{DpdkLinks, Links};
+use crate::core::links::{DpdkLinks, Exception, Links};
 use crate::core::ControlCore;
 use crate::ctl::CtlRequest;
 use crate::errors::StartError;
@@ -40,6 +41,10 @@ pub fn eal_args(cfg: &Config, extra: &[String]) -> Vec<String> {
     for p in &cfg.ports {
         a.push(if p.is_vdev() { "--vdev" } else { "-a" }.into());
         a.push(p.device.clone());
+    }
+    for x in cfg.ports.iter().filter_map(|p| p.exception.as_ref()) {
+        a.push("--vdev".into());
+        a.push(x.device.clone());
     }
     a.extend(extra.iter().cloned());
     a
@@ -122,6 +127,32 @@ fn ports(cfg: &Config, workers: u16, pool: &Arc<Mempool>) -> Result<(Vec<Port>, 
     Ok((ports, macs))
 }
 
+/// Start each port's exception interface (one queue each way, the control core's) and give its
+/// kernel side the port's MAC and addresses.
+fn exceptions(
+    cfg: &Config,
+    macs: &[MacAddr],
+    pool: &Arc<Mempool>,
+) -> Result<Vec<Option<Exception>>, StartError> {
+    let mut v = Vec::new();
+    for (index, pc) in cfg.ports.iter().enumerate() {
+        let Some(x) = &pc.exception else {
+            v.push(None);
+            continue;
+        };
+        let name = x.device_name();
+        let err = |e: String| StartError::Port { index, device: name.into(), error: e };
+        let id = Port::find(name).map_err(|e| err(e.to_string()))?;
+        let pcfg = PortConfig { rx_queues: 1, tx_queues: 1, promiscuous: true, ..PortConfig::default() };
+        let port = Port::start(id, &pcfg, pool.clone()).map_err(|e| err(e.to_string()))?;
+        let iface = x.iface().unwrap_or_default();
+        crate::announce::set_up_interface(iface, macs[index], &pc.addresses).map_err(err)?;
+        info!("port {index}: exception interface {iface} ({name}), peers {:?}", x.peers);
+        v.push(Some(Exception::new(port).map_err(|e| err(e.to_string()))?));
+    }
+    Ok(v)
+}
+
 pub fn run(args: RunArgs) -> Result<(), StartError> {
     let cfg = load(&args.config_path)?;
     let eal = Eal::init(eal_args(&cfg, &args.extra_eal)).map_err(|e| StartError::Eal(e.to_string()))?;
@@ -139,6 +170,7 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
     );
     let pool = mempool(&cfg, nw)?;
     let (ports, macs) = ports(&cfg, nw, &pool)?;
+    let exceptions = exceptions(&cfg, &macs, &pool)?;
 
     let mut rt = Runtime::new(cfg.clone(), macs);
     let start = Instant::now();
@@ -182,11 +214,14 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
     dpdk_bindings::sys::ignore_sigio().map_err(|e| StartError::Signals(e.to_string()))?;
     let _ = dpdk_bindings::sys::set_timer_slack(1_000);
 
+    // SIGINT stops at once; SIGTERM drains first when this instance announces its VIPs.
+    let quit = Arc::new(AtomicBool::new(false));
     let term = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, term.clone()).map_err(|e| StartError::Signals(e.to_string()))?;
-    }
+    signal_hook::flag::register(signal_hook::consts::SIGINT, quit.clone())
+        .map_err(|e| StartError::Signals(e.to_string()))?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, term.clone())
+        .map_err(|e| StartError::Signals(e.to_string()))?;
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .map_err(|e| StartError::Signals(e.to_string()))?;
 
@@ -202,10 +237,22 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
         info!("metrics on http://{addr}/metrics");
     }
 
-    let links = DpdkLinks::new(pool, ports, rings);
+    let links = DpdkLinks::new(pool, ports, rings, exceptions);
     let mut cp = ControlCore::new(links, rt, snap, args.config_path.clone(), view, start);
+    if let Some(a) = &cfg.announce {
+        // The routes go on the exception interface of the first port where VIPs live.
+        let iface = cfg
+            .ports
+            .iter()
+            .filter(|p| p.role != dataplane::snapshot::PortRole::Server)
+            .find_map(|p| p.exception.as_ref().and_then(|x| x.iface()))
+            .unwrap_or_default();
+        let announcer = Announcer::start(a.table, iface).map_err(|e| StartError::Signals(e.to_string()))?;
+        info!("announcing VIPs as routes in table {} on {iface}, once settled", a.table);
+        cp = cp.with_announcer(announcer);
+    }
     info!("running: {} service(s); ctl on {}", cfg.services.len(), cfg.control_socket.display());
-    if let Err(w) = cp.run(&term, &hup, &req_rx) {
+    if let Err(w) = cp.run(&quit, &term, &hup, &req_rx) {
         // A stuck worker blackholes its share of the traffic (and, for worker 0, every frame
         // the control core sends): end the process so that its supervisor starts it again.
         // Nothing can be stopped in order with a stuck lcore (EAL's cleanup would wait for it):

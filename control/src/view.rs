@@ -37,6 +37,13 @@ pub struct Status {
     pub last_reload_error: Option<String>,
     pub ports: Vec<PortRow>,
     pub neighbors: Vec<NeighborRow>,
+    /// A fleet member: the VIPs it announces now (`None`: it answers ARP for them instead).
+    pub announced: Option<Vec<Ipv4Addr>>,
+    /// Withdrawn, forwarding until its drain time is out, then stopping.
+    pub draining: bool,
+    /// What must agree between instances (services, backends, weights, schedulers, Maglev
+    /// sizes): instances with one digest map every flow to the same backend.
+    pub config_digest: String,
 }
 
 /// A port's counters as the device reports them.
@@ -165,4 +172,7 @@ pub struct Stats {
     pub echo_replies_sent: u64,
     pub probe_replies: u64,
     pub probe_replies_forged: u64,
+    pub to_kernel: u64,
+    pub from_kernel: u64,
+    pub to_kernel_refused: u64,
 }

@@ -39,19 +39,20 @@ pub enum Verdict {
 pub enum Punt {
     /// ARP: answers to our requests, questions for our addresses.
     Arp = 0,
-    /// Health-check answers: to an LB address from a VIP (a DSR reply), or an echo reply.
-    Reply = 1,
+    /// Health-check answers (to an LB address from a VIP, as DSR replies come, or an echo
+    /// reply), and traffic from the routing peers (BGP, BFD).
+    Priority = 1,
     /// Everything else for the LB itself: echo requests, other traffic to its addresses.
     Other = 2,
 }
 
 impl Punt {
-    pub const ALL: [Punt; 3] = [Punt::Arp, Punt::Reply, Punt::Other];
+    pub const ALL: [Punt; 3] = [Punt::Arp, Punt::Priority, Punt::Other];
 
     pub fn name(self) -> &'static str {
         match self {
             Punt::Arp => "arp",
-            Punt::Reply => "reply",
+            Punt::Priority => "priority",
             Punt::Other => "other",
         }
     }
@@ -394,7 +395,13 @@ fn act_other<B: PacketBuf, S: PacketSink<B>>(
             let p = &d.p;
             let echo_reply = p.proto == ipv4::PROTO_ICMP
                 && p.l4().and_then(|at| pkt.data().get(at)) == Some(&icmp::ECHO_REPLY);
-            let kind = if cx.snap.is_vip(p.src) || echo_reply { Punt::Reply } else { Punt::Other };
+            let from_peer = || {
+                let src_mac: [u8; 6] =
+                    pkt.data().get(6..12).and_then(|m| m.try_into().ok()).unwrap_or([0; 6]);
+                cx.snap.is_peer(cx.in_port, p.src, src_mac)
+            };
+            let kind =
+                if cx.snap.is_vip(p.src) || echo_reply || from_peer() { Punt::Priority } else { Punt::Other };
             punt(cx, st, kind)
         }
         Class::RouteToClient(client) => route_to_client(cx.snap, st, pkt, &d.p, client),

@@ -132,6 +132,10 @@ pub struct PortInfo {
     pub role: PortRole,
     /// The MAC of the port's gateway, once resolved (inline: where server replies go).
     pub gateway_mac: Option<Mac>,
+    /// Routing peers on this port, by address and resolved MAC: their traffic to the LB takes
+    /// the priority lane (a frame must match both, so a host that only forges the address
+    /// does not get it).
+    pub peers: Vec<(Ipv4Addr, Mac)>,
 }
 
 #[derive(Debug, Clone)]
@@ -258,8 +262,9 @@ fn addr_key(a: [u8; 4]) -> u64 {
     u32::from_be_bytes(a) as u64
 }
 
-/// Permutation seed of a backend: its real IP, so its Maglev slots survive reloads.
-fn maglev_seed(ip: Ipv4Addr) -> u64 {
+/// A backend's Maglev permutation seed: its real IP, so that its slots survive reloads and every
+/// instance of a fleet gives it the same ones.
+pub fn maglev_seed(ip: Ipv4Addr) -> u64 {
     u32::from(ip) as u64
 }
 
@@ -380,6 +385,13 @@ impl Snapshot {
     #[inline]
     pub fn is_vip(&self, a: [u8; 4]) -> bool {
         self.vips.get(addr_key(a)).is_some()
+    }
+
+    /// Whether a frame from `mac` and `ip` on `port` comes from one of its routing peers.
+    pub fn is_peer(&self, port: u16, ip: [u8; 4], mac: [u8; 6]) -> bool {
+        self.ports
+            .get(port as usize)
+            .is_some_and(|p| p.peers.iter().any(|(a, m)| a.octets() == ip && *m == mac))
     }
 
     /// The port index owning an LB address.

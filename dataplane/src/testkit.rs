@@ -214,6 +214,7 @@ pub fn lan_port(mtu: u16) -> PortInfo {
         mtu,
         role: PortRole::Lan,
         gateway_mac: Some(ROUTER_MAC),
+        peers: Vec::new(),
     }
 }
 
@@ -294,6 +295,7 @@ pub fn every_feature() -> Snapshot {
         mtu: 1500,
         role,
         gateway_mac: Some([2, 0, 0, 0, 9, 9]),
+        peers: Vec::new(),
     };
     let backends = |first: u32| -> Vec<BackendInfo> {
         (0..3)

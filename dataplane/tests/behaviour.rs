@@ -103,7 +103,7 @@ fn arp_echo_and_lb_traffic_go_to_control() {
     let reply = Ip::new(6, VIP_DSCP, LB_IP).bytes(&tcp_seg(VIP_DSCP, LB_IP, 80, 33000, 0x12, b""));
     assert_eq!(
         run(&mut w, &eth(LB_MAC, server_mac(3), 0x0800, &reply), 0, 0).0,
-        Verdict::ToControl(Punt::Reply)
+        Verdict::ToControl(Punt::Priority)
     );
     assert_eq!(w.counters().to_control, 3);
 }
@@ -115,6 +115,7 @@ fn inline_snapshot(gw: Option<[u8; 6]>) -> Snapshot {
         mtu: 1500,
         role: PortRole::Client,
         gateway_mac: gw,
+        peers: Vec::new(),
     };
     let server = PortInfo {
         mac: LB_MAC2,
@@ -122,6 +123,7 @@ fn inline_snapshot(gw: Option<[u8; 6]>) -> Snapshot {
         mtu: 1500,
         role: PortRole::Server,
         gateway_mac: None,
+        peers: Vec::new(),
     };
     let mut b = backend(0, 1, 1);
     b.port = 1;

@@ -248,3 +248,24 @@ fn fragments_under_source_hash_go_where_the_clients_other_packets_go() {
         assert_eq!(backend_of(&frag), backend_of(&whole), "client {i}");
     }
 }
+
+/// A fleet member's routing peer (the router: BGP, BFD) takes the priority lane to the control
+/// core, so no flood at the LB's address starves the sessions; a host that forges the router's
+/// address from its own MAC does not.
+#[test]
+fn only_the_routing_peer_itself_takes_the_priority_lane() {
+    let router_ip = [10, 0, 0, 1];
+    let mut port = lan_port(1500);
+    port.peers = vec![(router_ip.into(), ROUTER_MAC)];
+    let snap = Snapshot::build(1, vec![port], one_arm().services.clone()).unwrap();
+    let mut w = worker(snap);
+    let bgp = |mac: [u8; 6]| {
+        let seg = tcp_seg(router_ip, LB_IP, 40000, 179, 0x02, b"");
+        eth(LB_MAC, mac, 0x0800, &Ip::new(6, router_ip, LB_IP).bytes(&seg))
+    };
+    assert_eq!(run(&mut w, &bgp(ROUTER_MAC), 0, 0).0, Verdict::ToControl(Punt::Priority));
+    assert_eq!(run(&mut w, &bgp([2, 0, 0, 0, 0x66, 0x66]), 0, 0).0, Verdict::ToControl(Punt::Other));
+    let seg = tcp_seg([10, 0, 0, 66], LB_IP, 40000, 22, 0x02, b"");
+    let ssh = eth(LB_MAC, [2, 0, 0, 0, 0x66, 0x66], 0x0800, &Ip::new(6, [10, 0, 0, 66], LB_IP).bytes(&seg));
+    assert_eq!(run(&mut w, &ssh, 0, 0).0, Verdict::ToControl(Punt::Other));
+}

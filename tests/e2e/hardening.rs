@@ -135,7 +135,7 @@ fn echo_flood(tb: &Testbed) {
         - before["drops"]["punt_policed"].as_u64().unwrap_or(0);
     let lost_other = after["punt_dropped"]["other"].as_u64().unwrap_or(0);
     let lost_priority = after["punt_dropped"]["arp"].as_u64().unwrap_or(0)
-        + after["punt_dropped"]["reply"].as_u64().unwrap_or(0);
+        + after["punt_dropped"]["priority"].as_u64().unwrap_or(0);
     let changed = tb.transitions() - transitions;
     println!(
         "  echo flood: {rate}; {} echo replies sent, {policed} policed, {lost_other} lost on the other ring, {lost_priority} on the priority ring",

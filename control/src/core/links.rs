@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use dataplane::{Counters, Snapshot};
-use dpdk_bindings::{Mempool, Port};
+use dpdk_bindings::{Burst, Mbuf, Mempool, Port, RxQueue, TxQueue};
 use log::warn;
 
 use crate::view::PortCounters;
@@ -47,6 +47,35 @@ pub trait Links {
     fn port_counters(&self) -> Vec<PortCounters>;
     /// Each worker's loop count: one that stops moving is stuck.
     fn heartbeats(&self) -> Vec<u64>;
+    /// Hand a frame that arrived on `port` to the kernel through the port's exception
+    /// interface; `false` if the port has none (or it could not take the frame).
+    fn send_to_kernel(&mut self, port: u16, frame: &[u8]) -> bool;
+    /// Copy the next frame the kernel sent on an exception interface into `buf`; the data port
+    /// it is to leave by.
+    fn next_from_kernel(&mut self, buf: &mut Vec<u8>) -> Option<u16>;
+}
+
+/// A port's exception interface, owned by the control core (one queue each way).
+pub struct Exception {
+    /// Keeps the device open.
+    _port: Port,
+    rx: RxQueue,
+    tx: TxQueue,
+    rx_burst: Burst,
+    /// Received, in order, not yet taken.
+    pending: std::collections::VecDeque<Mbuf>,
+}
+
+impl Exception {
+    pub fn new(port: Port) -> dpdk_bindings::Result<Exception> {
+        Ok(Exception {
+            rx: port.rx_queue(0)?,
+            tx: port.tx_queue(0)?,
+            _port: port,
+            rx_burst: Burst::new(),
+            pending: std::collections::VecDeque::new(),
+        })
+    }
 }
 
 /// Workers on DPDK lcores, reached through lock-free rings; frames in mbufs.
@@ -62,13 +91,20 @@ pub struct DpdkLinks {
     next_ring: usize,
     /// Priority frames taken in a row.
     priority_run: usize,
+    /// By data port.
+    exceptions: Vec<Option<Exception>>,
 }
 
 /// Priority frames served in a row before one of the others, if any wait.
 const PRIORITY_RUN: usize = 64;
 
 impl DpdkLinks {
-    pub fn new(pool: Arc<Mempool>, ports: Vec<Port>, rings: Vec<Rings>) -> DpdkLinks {
+    pub fn new(
+        pool: Arc<Mempool>,
+        ports: Vec<Port>,
+        rings: Vec<Rings>,
+        exceptions: Vec<Option<Exception>>,
+    ) -> DpdkLinks {
         let n = rings.len();
         DpdkLinks {
             pool,
@@ -78,7 +114,23 @@ impl DpdkLinks {
             stats: vec![WorkerStats::default(); n],
             next_ring: 0,
             priority_run: 0,
+            exceptions,
         }
+    }
+}
+
+impl DpdkLinks {
+    /// A fresh mbuf holding `frame`.
+    fn mbuf_of(&self, frame: &[u8]) -> Option<Mbuf> {
+        let Some(mut m) = self.pool.alloc() else {
+            warn!("mempool dry: control frame dropped");
+            return None;
+        };
+        if !m.append(frame.len()) {
+            return None;
+        }
+        m.data_mut().copy_from_slice(frame);
+        Some(m)
     }
 }
 
@@ -123,14 +175,7 @@ impl Links for DpdkLinks {
     }
 
     fn send(&mut self, port: u16, frame: &[u8]) -> bool {
-        let Some(mut m) = self.pool.alloc() else {
-            warn!("mempool dry: control frame dropped");
-            return false;
-        };
-        if !m.append(frame.len()) {
-            return false;
-        }
-        m.data_mut().copy_from_slice(frame);
+        let Some(m) = self.mbuf_of(frame) else { return false };
         // Worker 0 transmits for the control core (see Rings::outbound).
         if self.rings[0].outbound.push((port, m)).is_err() {
             warn!("outbound ring full: control frame dropped");
@@ -157,6 +202,33 @@ impl Links for DpdkLinks {
                     buf.extend_from_slice(m.data());
                     return Some(port);
                 }
+            }
+        }
+        None
+    }
+
+    fn send_to_kernel(&mut self, port: u16, frame: &[u8]) -> bool {
+        if self.exceptions.get(port as usize).is_none_or(|x| x.is_none()) {
+            return false;
+        }
+        let Some(m) = self.mbuf_of(frame) else { return false };
+        let Some(Some(x)) = self.exceptions.get_mut(port as usize) else { return false };
+        let mut b = Burst::new();
+        let _ = b.push(m);
+        x.tx.tx_burst(&mut b) == 1
+    }
+
+    fn next_from_kernel(&mut self, buf: &mut Vec<u8>) -> Option<u16> {
+        for (port, x) in self.exceptions.iter_mut().enumerate() {
+            let Some(x) = x else { continue };
+            if x.pending.is_empty() {
+                x.rx.rx_burst_max(&mut x.rx_burst, 32);
+                x.pending.extend(x.rx_burst.drain());
+            }
+            if let Some(m) = x.pending.pop_front() {
+                buf.clear();
+                buf.extend_from_slice(m.data());
+                return Some(port as u16);
             }
         }
         None

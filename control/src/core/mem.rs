@@ -19,6 +19,12 @@ pub struct MemLinks {
     pub published: Vec<Arc<Snapshot>>,
     stats: Vec<WorkerStats>,
     pub heartbeats: Vec<u64>,
+    /// (port, frame) handed to the kernel.
+    pub to_kernel: Vec<(u16, Vec<u8>)>,
+    /// (port, frame) as if sent by the kernel on an exception interface.
+    pub from_kernel: VecDeque<(u16, Vec<u8>)>,
+    /// Ports that have an exception interface.
+    pub exception_ports: Vec<u16>,
 }
 
 impl Links for MemLinks {
@@ -46,5 +52,18 @@ impl Links for MemLinks {
     }
     fn heartbeats(&self) -> Vec<u64> {
         self.heartbeats.clone()
+    }
+    fn send_to_kernel(&mut self, port: u16, frame: &[u8]) -> bool {
+        if !self.exception_ports.contains(&port) {
+            return false;
+        }
+        self.to_kernel.push((port, frame.to_vec()));
+        true
+    }
+    fn next_from_kernel(&mut self, buf: &mut Vec<u8>) -> Option<u16> {
+        let (port, f) = self.from_kernel.pop_front()?;
+        buf.clear();
+        buf.extend_from_slice(&f);
+        Some(port)
     }
 }

@@ -6,12 +6,14 @@
 //! `health` (the rise/fall machine), `view` (the operator's picture); this file ties them
 //! together and owns the loop. It is generic over `Links`, so it runs in tests without DPDK.
 
+pub mod exception;
 pub mod health;
 pub mod links;
 pub mod mem;
 pub mod responder;
 pub mod view;
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,10 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use dataplane::wire::{ArpPacket, EthernetFrame, MacAddr, ETHERTYPE_ARP};
+use dataplane::snapshot::BackendState;
+use dataplane::wire::{ArpPacket, EthernetFrame, Ipv4Header, MacAddr, ETHERTYPE_ARP};
 use dataplane::Snapshot;
 use log::{error, info, warn};
 
+use crate::announce::Announcer;
 use crate::config::{Config, HealthCheckConfig};
 use crate::ctl::{CtlCommand, CtlRequest};
 use crate::errors::ReloadError;
@@ -44,6 +48,8 @@ const VIEW_EVERY: Duration = Duration::from_millis(500);
 const IDLE: Duration = Duration::from_micros(200);
 /// A worker loop that has not moved for this long is stuck.
 pub const STALL_LIMIT: Duration = Duration::from_secs(2);
+/// How often the VIPs a fleet member should announce are looked at.
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(20);
 /// How soon a probe waiting for its next hop's MAC looks again.
 const UNRESOLVED_RETRY: Duration = Duration::from_millis(100);
 /// Punted frames handled per loop pass before timers get their turn.
@@ -69,6 +75,13 @@ pub struct ControlCore<L: Links> {
     frame: Vec<u8>,
     /// Each worker's last heartbeat and when it last moved.
     alive: Vec<(u64, Instant)>,
+    /// The routes that announce the VIPs to a routing daemon (a fleet), if configured.
+    announcer: Option<Announcer>,
+    /// Since when this instance is draining: its VIPs withdrawn, it stops `drain_time` later.
+    draining: Option<Instant>,
+    last_announce: Option<Instant>,
+    /// The digest of what must agree between the instances of a fleet.
+    digest: String,
 }
 
 impl<L: Links> ControlCore<L> {
@@ -98,21 +111,50 @@ impl<L: Links> ControlCore<L> {
             last_view: None,
             frame: Vec::with_capacity(2048),
             alive: Vec::new(),
+            announcer: None,
+            draining: None,
+            last_announce: None,
+            digest: String::new(),
         }
+        .with_digest()
     }
 
-    /// The loop, until `term` is set: SIGHUP (`hup`) and ctl requests are served between passes.
-    /// Returns early, with the worker's index, if a worker stops (a fault no part of the
-    /// appliance can mend: the process must end so that its supervisor starts it again).
+    fn with_digest(mut self) -> Self {
+        self.digest = self.rt.cfg.digest();
+        self
+    }
+
+    /// Announce the VIPs through this announcer (a fleet): no ARP for them then.
+    pub fn with_announcer(mut self, a: Announcer) -> Self {
+        self.announcer = Some(a);
+        self
+    }
+
+    /// The loop, until `quit` is set, or `term` is and the instance has drained: SIGHUP (`hup`)
+    /// and ctl requests are served between passes. Returns early, with the worker's index, if
+    /// a worker stops (a fault no part of the appliance can mend: the process must end so that
+    /// its supervisor starts it again).
     pub fn run(
         &mut self,
+        quit: &AtomicBool,
         term: &AtomicBool,
         hup: &AtomicBool,
         requests: &Receiver<CtlRequest>,
     ) -> Result<(), usize> {
         self.announce_vips();
-        while !term.load(Ordering::Relaxed) {
+        while !quit.load(Ordering::Relaxed) {
             let now = Instant::now();
+            if term.load(Ordering::Relaxed) {
+                if self.announcer.is_none() {
+                    break;
+                }
+                // A member of a fleet leaves gracefully: withdraw, forward a while, stop.
+                self.drain_instance(now);
+            }
+            if self.drained(now) {
+                info!("drained: stopping");
+                break;
+            }
             let busy = self.poll(now);
             if let Some(w) = self.stalled_worker(now) {
                 return Err(w);
@@ -148,10 +190,49 @@ impl<L: Links> ControlCore<L> {
         None
     }
 
+    /// Start draining this instance (once): every VIP withdrawn now, the process stops after
+    /// the announcement's drain time.
+    pub fn drain_instance(&mut self, now: Instant) -> String {
+        if self.draining.is_none() {
+            self.draining = Some(now);
+            info!("draining: withdrawing every VIP, stopping in {:?}", self.drain_time());
+        }
+        format!("draining: every VIP withdrawn; stopping in {:.1} s", self.drain_time().as_secs_f64())
+    }
+
+    fn drain_time(&self) -> Duration {
+        self.rt.cfg.announce.as_ref().map_or(Duration::ZERO, |a| a.drain_time.duration())
+    }
+
+    /// Whether a drain has run its course.
+    pub fn drained(&self, now: Instant) -> bool {
+        self.draining.is_some_and(|t| now.duration_since(t) >= self.drain_time())
+    }
+
+    /// The VIPs this instance should receive: none while draining or before the start has
+    /// settled (a joining instance announces once its checks have answered), else every VIP
+    /// with a backend that takes new flows.
+    pub fn wanted_vips(&self, now: Instant) -> BTreeSet<Ipv4Addr> {
+        if self.draining.is_some() || !self.rt.settled(now) {
+            return BTreeSet::new();
+        }
+        self.current
+            .services
+            .iter()
+            .filter(|s| {
+                s.backends
+                    .iter()
+                    .any(|b| b.state == BackendState::Up && b.next_hop_mac.is_some() && b.weight > 0)
+            })
+            .map(|s| s.vip)
+            .collect()
+    }
+
     /// One pass: punted frames, then timers (neighbours, probes, view) when due, then a new
     /// snapshot if anything changed. Returns whether there was work.
     pub fn poll(&mut self, now: Instant) -> bool {
         let mut busy = self.drain_punted(now);
+        busy |= self.drain_kernel();
         if self.last_tick.is_none_or(|t| now.duration_since(t) >= TICK) {
             self.last_tick = Some(now);
             self.tick(now);
@@ -170,7 +251,30 @@ impl<L: Links> ControlCore<L> {
         if self.dirty {
             self.publish(now);
         }
+        if self.announcer.is_some()
+            && self.last_announce.is_none_or(|t| now.duration_since(t) >= ANNOUNCE_EVERY)
+        {
+            self.last_announce = Some(now);
+            let vips = self.wanted_vips(now);
+            if let Some(a) = &mut self.announcer {
+                a.want(vips);
+            }
+        }
         busy
+    }
+
+    /// What the kernel sent on the exception interfaces leaves on their data ports.
+    fn drain_kernel(&mut self) -> bool {
+        let mut frame = std::mem::take(&mut self.frame);
+        let mut n = 0;
+        while n < FRAMES_PER_PASS {
+            let Some(port) = self.links.next_from_kernel(&mut frame) else { break };
+            n += 1;
+            self.counters.from_kernel += 1;
+            self.links.send(port, &frame);
+        }
+        self.frame = frame;
+        n > 0
     }
 
     /// The snapshot the workers were last given.
@@ -242,6 +346,14 @@ impl<L: Links> ControlCore<L> {
                 self.counters.arp_replies += 1;
                 self.send(port, &reply);
             }
+            // The kernel behind the exception interface resolves its own next hops (the
+            // router, for BGP): it gets the answers to them, and nothing else (dsrlb answers
+            // every question; the kernel answers none: arp_ignore=8).
+            if a.operation() == dataplane::wire::arp::OP_REPLY
+                && self.rt.is_lb_addr_on(port, Ipv4Addr::from(a.target_ip()))
+            {
+                self.pass_to_kernel(port, frame);
+            }
             return;
         }
         if let Some(reply) = responder::echo_reply(&self.rt, port, frame) {
@@ -249,19 +361,36 @@ impl<L: Links> ControlCore<L> {
             self.send(port, &reply);
             return;
         }
-        if let Some(ip) = ip_of(frame) {
-            match self.prober.on_packet(ip, port, MacAddr(eth.src()), now) {
-                Reply::Taken => self.counters.probe_replies += 1,
-                Reply::Forged => self.counters.probe_replies_forged += 1,
-                Reply::NotOurs => {}
+        let Some(ip) = ip_of(frame) else { return };
+        match self.prober.on_packet(ip, port, MacAddr(eth.src()), now) {
+            Reply::Taken => self.counters.probe_replies += 1,
+            Reply::Forged => self.counters.probe_replies_forged += 1,
+            Reply::NotOurs => {
+                // For the LB's own address and not ours to answer (BGP, BFD, SSH): the kernel's.
+                let dst = Ipv4Header::new_checked(ip).map(|h| Ipv4Addr::from(h.dst()));
+                if dst.is_ok_and(|d| self.rt.is_lb_addr_on(port, d)) {
+                    let src_mac = MacAddr(eth.src());
+                    if exception::admit(ip, |src| self.rt.is_peer(port, src.into(), src_mac, now)) {
+                        self.pass_to_kernel(port, frame);
+                    } else {
+                        self.counters.to_kernel_refused += 1;
+                    }
+                }
             }
         }
     }
 
-    /// Gratuitous ARP for every VIP and LB address, at start and after a reload.
+    fn pass_to_kernel(&mut self, port: u16, frame: &[u8]) {
+        if self.links.send_to_kernel(port, frame) {
+            self.counters.to_kernel += 1;
+        }
+    }
+
+    /// Gratuitous ARP for every VIP and LB address, at start and after a reload (not for the
+    /// VIPs of a fleet member: routes lead to them, not ARP).
     fn announce_vips(&mut self) {
         let mut out = Vec::new();
-        for p in self.rt.vip_ports() {
+        for p in self.rt.vip_ports().into_iter().filter(|_| self.announcer.is_none()) {
             for v in self.rt.vips() {
                 out.push((p, responder::gratuitous_arp(self.rt.port_macs[p as usize], v)));
             }
@@ -432,6 +561,14 @@ impl<L: Links> ControlCore<L> {
     pub fn handle_ctl(&mut self, cmd: CtlCommand) -> Result<String, String> {
         match cmd {
             CtlCommand::Reload => self.reload().map_err(|e| e.to_string()),
+            CtlCommand::DrainInstance => {
+                if self.announcer.is_none() {
+                    return Err(
+                        "this instance announces nothing (no `announce` in its file): stop it instead".into(),
+                    );
+                }
+                Ok(self.drain_instance(Instant::now()))
+            }
             CtlCommand::Drain { service, backend, drain } => {
                 // Every service the name covers: `VIP` is all of the VIP's services.
                 let found: Vec<(u32, String)> = self
@@ -478,6 +615,9 @@ impl<L: Links> ControlCore<L> {
                 worker_idle_ms: &ages,
                 ports: &ports,
                 control: self.counters,
+                announced: self.announcer.as_ref().map(|a| a.announced()),
+                draining: self.draining.is_some(),
+                digest: &self.digest,
             },
         );
         if let Ok(mut shared) = self.view.lock() {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dataplane::snapshot::BackendState;
-use dataplane::testkit::{client_tcp_from, eth, NoSink};
+use dataplane::testkit::{client_tcp_from, csum, eth, tcp_seg, Ip, NoSink};
 use dataplane::wire::{arp, ArpRepr, MacAddr};
 use dataplane::{Snapshot, VecPacket, Verdict, Worker, WorkerConfig};
 
@@ -372,4 +372,137 @@ fn a_worker_whose_loop_stops_is_found() {
         }
     }
     panic!("never found");
+}
+
+/// A fleet member: an exception interface on its port (the router a peer), VIPs announced.
+const FLEET: &str = r#"#![enable(implicit_some)]
+(
+    ports: [(device: "net_null0", addresses: ["10.0.0.2/24"], gateway: "10.0.0.1",
+             exception: (device: "net_tap1,iface=dsrlb0", peers: ["10.0.0.1"]))],
+    announce: (table: 100, drain_time: 2.0),
+    services: [
+        (vip: "10.20.0.100", port: 80, mode: l2, backends: [(ip: "10.0.0.11")]),
+        (vip: "10.20.0.101", port: 80, mode: ipip, backends: [(ip: "10.0.0.12")]),
+    ],
+)"#;
+
+fn from_router(proto: u8, dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
+    eth(LB_MAC.0, ROUTER_MAC.0, 0x0800, &Ip::new(proto, [10, 0, 0, 1], dst).bytes(l4))
+}
+
+#[test]
+fn the_kernel_gets_what_dsrlb_does_not_answer_and_its_frames_leave_on_the_port() {
+    let t0 = Instant::now();
+    let mut cc = control_core(FLEET, t0);
+    cc.links_mut().exception_ports = vec![0];
+    cc.poll(t0);
+    cc.links_mut().sent.clear();
+    // BGP from the router to the LB's address: the kernel's (BIRD's).
+    let bgp = from_router(6, [10, 0, 0, 2], &tcp_seg([10, 0, 0, 1], [10, 0, 0, 2], 40000, 179, 0x02, b""));
+    // An echo request: dsrlb answers it itself.
+    let mut echo = vec![8, 0, 0, 0, 0, 1, 0, 1];
+    let c = csum(&echo);
+    echo[2..4].copy_from_slice(&c.to_be_bytes());
+    let ping = from_router(1, [10, 0, 0, 2], &echo);
+    // The router's ARP answer: dsrlb learns it, and so does the kernel behind the interface.
+    let arp = arp_from(arp::OP_REPLY, ROUTER_MAC, [10, 0, 0, 1], [10, 0, 0, 2]);
+    // A question (dsrlb's to answer), and an answer to someone else: not the kernel's.
+    let question = arp_from(arp::OP_REQUEST, ROUTER_MAC, [10, 0, 0, 1], [10, 0, 0, 2]);
+    let elsewhere = arp_from(arp::OP_REPLY, ROUTER_MAC, [10, 0, 0, 1], [10, 0, 0, 66]);
+    // BGP from anyone but the router itself is refused.
+    let stranger = eth(
+        LB_MAC.0,
+        [2, 0, 0, 0, 0x66, 0x66],
+        0x0800,
+        &Ip::new(6, [10, 0, 0, 1], [10, 0, 0, 2]).bytes(&tcp_seg(
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            40000,
+            179,
+            0x02,
+            b"",
+        )),
+    );
+    // SSH from a management host is the kernel's (its firewall's) to judge.
+    let ssh = eth(
+        LB_MAC.0,
+        [2, 0, 0, 0, 0x66, 0x66],
+        0x0800,
+        &Ip::new(6, [10, 0, 0, 66], [10, 0, 0, 2]).bytes(&tcp_seg(
+            [10, 0, 0, 66],
+            [10, 0, 0, 2],
+            40000,
+            22,
+            0x02,
+            b"",
+        )),
+    );
+    for f in [&arp, &bgp, &ping, &question, &elsewhere, &stranger, &ssh] {
+        cc.links_mut().punted.push_back((0, f.clone()));
+    }
+    // What BIRD sends (its SYN-ACK) leaves on the data port as it is.
+    let answer = eth(ROUTER_MAC.0, LB_MAC.0, 0x0800, &[0x45; 40]);
+    cc.links_mut().from_kernel.push_back((0, answer.clone()));
+    cc.poll(t0 + Duration::from_millis(1));
+    let to_kernel: Vec<&Vec<u8>> = cc.links().to_kernel.iter().map(|(_, f)| f).collect();
+    assert_eq!(to_kernel, vec![&arp, &bgp, &ssh], "the ARP answer, the router's BGP and SSH; nothing else");
+    let sent = &cc.links().sent;
+    assert!(sent.iter().any(|(p, f)| *p == 0 && *f == answer), "the kernel's frame left on port 0");
+    assert!(sent.iter().any(|(_, f)| f.len() > 34 && f[34] == 0), "the echo request answered by dsrlb");
+    let c = cc.counters;
+    assert_eq!((c.to_kernel, c.from_kernel, c.to_kernel_refused), (3, 1, 1));
+}
+
+#[test]
+fn the_router_is_a_peer_only_with_its_own_mac_once_resolved() {
+    let t0 = Instant::now();
+    let mut cc = control_core(FLEET, t0);
+    cc.poll(t0);
+    assert!(cc.current().ports[0].peers.is_empty(), "not before its MAC is known");
+    cc.links_mut().punted.push_back((0, arp_from(arp::OP_REPLY, ROUTER_MAC, [10, 0, 0, 1], [10, 0, 0, 2])));
+    cc.poll(t0 + Duration::from_millis(1));
+    let snap = cc.current().clone();
+    assert!(snap.is_peer(0, [10, 0, 0, 1], ROUTER_MAC.0));
+    assert!(!snap.is_peer(0, [10, 0, 0, 1], SERVER_MAC.0), "the address alone is not enough");
+    assert!(!snap.is_peer(0, [10, 0, 0, 66], ROUTER_MAC.0));
+}
+
+#[test]
+fn vips_are_announced_once_settled_with_a_backend_up_and_withdrawn_for_a_drain() {
+    let t0 = Instant::now();
+    let mut cc = control_core(FLEET, t0);
+    cc.poll(t0);
+    assert!(cc.wanted_vips(t0).is_empty(), "nothing before the start has settled");
+    // 10.0.0.11 answers; 10.0.0.12 never does: only the first VIP can be served.
+    cc.links_mut().punted.push_back((0, arp_from(arp::OP_REPLY, SERVER_MAC, [10, 0, 0, 11], [10, 0, 0, 2])));
+    let t1 = t0 + Duration::from_millis(1);
+    cc.poll(t1);
+    assert!(cc.wanted_vips(t1).is_empty(), "still settling: 10.0.0.12 is not resolved yet");
+    let later = t0 + Duration::from_secs(5);
+    cc.poll(later);
+    let want: Vec<std::net::Ipv4Addr> = cc.wanted_vips(later).into_iter().collect();
+    assert_eq!(want, vec![std::net::Ipv4Addr::new(10, 20, 0, 100)]);
+    // Draining the only backend of a VIP withdraws it.
+    cc.handle_ctl(crate::ctl::CtlCommand::Drain {
+        service: "10.20.0.100:80/tcp".into(),
+        backend: "10.0.0.11".parse().unwrap(),
+        drain: true,
+    })
+    .unwrap();
+    cc.poll(later + Duration::from_millis(1));
+    assert!(cc.wanted_vips(later + Duration::from_millis(1)).is_empty());
+    cc.handle_ctl(crate::ctl::CtlCommand::Drain {
+        service: "10.20.0.100:80/tcp".into(),
+        backend: "10.0.0.11".parse().unwrap(),
+        drain: false,
+    })
+    .unwrap();
+    let t2 = later + Duration::from_millis(2);
+    cc.poll(t2);
+    assert_eq!(cc.wanted_vips(t2).len(), 1);
+    // The instance drains: every VIP withdrawn at once, stopped after the drain time.
+    cc.drain_instance(t2);
+    assert!(cc.wanted_vips(t2).is_empty());
+    assert!(!cc.drained(t2 + Duration::from_millis(1999)));
+    assert!(cc.drained(t2 + Duration::from_secs(2)));
 }

@@ -23,6 +23,11 @@ pub struct ControlCounters {
     /// Packets naming a probe in flight that did not come its way (port, next hop) or did not
     /// carry its ident, sequence or port.
     pub probe_replies_forged: u64,
+    /// Frames handed to the kernel's exception interfaces, and sent for it.
+    pub to_kernel: u64,
+    pub from_kernel: u64,
+    /// BGP and BFD from anyone but a configured peer: not handed to the kernel.
+    pub to_kernel_refused: u64,
 }
 
 /// Everything the view is built from besides the runtime.
@@ -38,6 +43,10 @@ pub struct Inputs<'a> {
     pub worker_idle_ms: &'a [u64],
     pub ports: &'a [PortCounters],
     pub control: ControlCounters,
+    /// The VIPs whose routes are in the kernel (a fleet member), or `None`.
+    pub announced: Option<Vec<std::net::Ipv4Addr>>,
+    pub draining: bool,
+    pub digest: &'a str,
 }
 
 pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
@@ -169,6 +178,9 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
         echo_replies_sent: i.control.echo_replies,
         probe_replies: i.control.probe_replies,
         probe_replies_forged: i.control.probe_replies_forged,
+        to_kernel: i.control.to_kernel,
+        from_kernel: i.control.from_kernel,
+        to_kernel_refused: i.control.to_kernel_refused,
     };
     let up = i.now.saturating_duration_since(i.start);
     let status = Status {
@@ -184,6 +196,9 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
         last_reload_error: i.last_reload_error.map(str::to_string),
         ports,
         neighbors,
+        announced: i.announced.clone(),
+        draining: i.draining,
+        config_digest: i.digest.to_string(),
     };
     View { status, services, backends, stats }
 }
@@ -240,6 +255,9 @@ mod tests {
                 worker_idle_ms: &[0, 0],
                 ports: &[PortCounters::default()],
                 control: ControlCounters { frames: 7, ..ControlCounters::default() },
+                announced: None,
+                draining: false,
+                digest: "",
             },
         );
         let states: Vec<_> = v.backends.iter().map(|b| (b.state, b.health)).collect();
