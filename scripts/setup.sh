@@ -4,12 +4,12 @@
 set -euo pipefail
 
 # Everything the build (bindgen needs libclang, DPDK via pkg-config), the tests
-# (namespaces, nftables, captures) and the demo/benchmarks (testpmd, curl) use.
+# (namespaces, nftables, captures, BIRD for the fleet) and the demo/benchmarks (testpmd, curl) use.
 PACKAGES=(
   build-essential pkg-config clang libclang-dev
   dpdk dpdk-dev libdpdk-dev
   iproute2 nftables ethtool tcpdump curl iputils-ping iputils-arping socat procps
-  python3
+  python3 bird2
 )
 
 if [ "$(id -u)" -ne 0 ]; then

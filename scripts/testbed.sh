@@ -2,6 +2,7 @@
 # The dsrlb testbed: network namespaces for clients, a router, an L2 fabric and real servers.
 #
 #   scripts/testbed.sh up [one-arm|inline] [SERVERS]   build it (default one-arm, 3 servers)
+#   scripts/testbed.sh up fleet [INSTANCES]            a fleet behind ECMP (default 3 instances)
 #   scripts/testbed.sh servers                         set servers up for the example configs' modes
 #   scripts/testbed.sh attach                          bridge dsrlb's taps (after dsrlb started)
 #   scripts/testbed.sh down                            remove exactly what `up` made
@@ -13,7 +14,13 @@
 # inline: the LB has a client-side tap ("lbc0", 10.0.0.2 on the router's subnet) and a
 #   server-side tap ("lbs0", 10.1.0.1/24 on a second bridge); the servers' gateway is the LB.
 #
-# dsrlb runs inside namespace "$TB-fab", where the taps and bridges live. Names are prefixed by
+# fleet: the router runs BIRD 2 and spreads the VIPs 10.20.0.100-102 over the instances that
+#   announce them (ECMP); instance N lives in namespace "$TB-lbN" with a veth "d0" on the fabric
+#   (dsrlb reads it with af_packet; the namespace's own stack ignores it), address 10.0.0.(N+1),
+#   and a BIRD that peers with the router over dsrlb's exception interface "dsrlb0". dsrlb itself
+#   is started by whoever uses the testbed: scripts/testbed.sh instance-config N prints its file.
+#
+# dsrlb runs inside namespace "$TB-fab" (one-arm, inline), where the taps and bridges live. Names are prefixed by
 # $DSRLB_TB (default "dtb") so parallel testbeds do not collide.
 set -euo pipefail
 TB=${DSRLB_TB:-dtb}
@@ -51,12 +58,67 @@ server() { # server NAME IP/PREFIX GATEWAY BRIDGE
   echo $! >>"$STATE/pids"
 }
 
+# The fleet's files: the shipped examples, with lb1's names and address made instance N's.
+instance_file() { # N SOURCE
+  sed -E "s/\blb1\b/lb$1/g; s/\b10\.0\.0\.2\b/10.0.0.$(($1 + 1))/g; s/dsrlb-lb1/dsrlb-lb$1/g" "$2"
+}
+
+up_fleet() {
+  local n=$1
+  mkns fab; mkns rt; mkns c1
+  ns fab ip link add br0 type bridge; ns fab ip link set br0 up
+  ns rt sysctl -qw net.ipv4.ip_forward=1
+  ns rt sysctl -qw net.ipv4.conf.all.rp_filter=0
+  # In a lab of veths the kernel would hash a flow by its socket's random hash (policy 1) or
+  # by addresses only (0): hash the 5-tuple, as a router's ASIC does, so a TCP connection
+  # sticks to one instance.
+  ns rt sysctl -qw net.ipv4.fib_multipath_hash_policy=3
+  ns rt sysctl -qw net.ipv4.fib_multipath_hash_fields=0x0037
+  link rt cli0 c1 eth0
+  ns rt ip addr add 198.51.100.1/24 dev cli0
+  for a in 10 11 12; do ns c1 ip addr add "198.51.100.$a/24" dev eth0; done
+  ns c1 ip route add default via 198.51.100.1
+  link rt fab0 fab rt-fab
+  ns fab ip link set rt-fab master br0
+  ns rt ip addr add 10.0.0.1/24 dev fab0
+  # s4 is not in the instances' configuration: the tests add it.
+  for i in 1 2 3 4; do server "s$i" "10.0.0.1$i/24" 10.0.0.1 br0; done
+  # x1: a hostile host on the fabric.
+  mkns x1
+  link x1 eth0 fab v-x1
+  ns fab ip link set v-x1 master br0
+  ns x1 ip addr add 10.0.0.66/24 dev eth0
+  for i in $(seq 1 "$n"); do
+    mkns "lb$i"
+    link "lb$i" d0 fab "v-lb$i"
+    ns fab ip link set "v-lb$i" master br0
+    ns "lb$i" ip link set d0 address "02:00:00:00:0$i:02"
+    # d0 is dsrlb's (af_packet sees frames before ingress hooks): the namespace's own stack
+    # must neither answer nor send on it; it speaks through dsrlb0, the exception interface.
+    ns "lb$i" sysctl -qw net.ipv6.conf.d0.disable_ipv6=1
+    ns "lb$i" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+    ns "lb$i" nft -f - <<NFT
+table netdev dsrlb-data {
+  chain ingress { type filter hook ingress device d0 priority 0; policy drop; }
+}
+NFT
+    instance_file "$i" "$HERE/../docs/fleet/instance.ron" >"$STATE/lb$i.ron"
+    instance_file "$i" "$HERE/../docs/fleet/bird-instance.conf" >"$STATE/bird-lb$i.conf"
+    ns "lb$i" bird -c "$STATE/bird-lb$i.conf" -s "$STATE/bird-lb$i.ctl" -P "$STATE/bird-lb$i.pid"
+  done
+  ns rt bird -c "$HERE/../docs/fleet/bird-router.conf" -s "$STATE/bird-rt.ctl" -P "$STATE/bird-rt.pid"
+  for k in iptables ip6tables arptables; do ns fab sysctl -qw "net.bridge.bridge-nf-call-$k=0" 2>/dev/null || true; done
+  echo "testbed $TB up (fleet, $n instances): namespaces $(tr '\n' ' ' <"$STATE/namespaces")"
+  echo "start instance N: ip netns exec $TB-lbN dsrlb run -c $STATE/lbN.ron"
+}
+
 up() {
   local topo=${1:-one-arm} n=${2:-3}
   if [ -d "$STATE" ]; then echo "testbed $TB is already up (scripts/testbed.sh down first)" >&2; exit 1; fi
   mkdir -p "$STATE"
   echo "$topo" >"$STATE/topology"
   : >"$STATE/namespaces"; : >"$STATE/pids"
+  if [ "$topo" = fleet ]; then up_fleet "${2:-3}"; return; fi
   mkns fab; mkns rt; mkns c1
   ns fab ip link add br0 type bridge; ns fab ip link set br0 up
   ns fab ip link add br1 type bridge; ns fab ip link set br1 up
@@ -111,6 +173,7 @@ attach_one() { # DEV KERNEL_MAC BRIDGE
 
 attach() {
   local topo; topo=$(cat "$STATE/topology")
+  if [ "$topo" = fleet ]; then return; fi   # af_packet on veths: nothing to attach
   if [ "$topo" = inline ]; then
     attach_one lbc0 02:00:00:00:01:02 br0
     attach_one lbs0 02:00:00:00:01:03 br2
@@ -128,6 +191,14 @@ servers() {
     for s in s1 s2 s3; do ns "$s" "$tool" setup l2 --vip 10.0.0.100 >/dev/null; done
     return
   fi
+  if [ "$topo" = fleet ]; then   # docs/fleet/instance.ron
+    for i in 1 2 3 4; do
+      ns "s$i" "$tool" setup l2 --vip 10.20.0.100 >/dev/null
+      ns "s$i" "$tool" setup ipip --vip 10.20.0.101 >/dev/null
+      ns "s$i" "$tool" setup dscp --vip 10.20.0.102 --code 7 --real "10.0.0.1$i" >/dev/null
+    done
+    return
+  fi
   for i in 1 2 3; do
     ns "s$i" "$tool" setup l2 --vip 10.0.0.100 --vip 10.0.0.105 >/dev/null
     ns "s$i" "$tool" setup ipip --vip 10.0.0.101 >/dev/null
@@ -141,6 +212,7 @@ servers() {
 
 down() {
   [ -d "$STATE" ] || { echo "testbed $TB is not up"; return 0; }
+  for p in "$STATE"/bird-*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
   if [ -f "$STATE/pids" ]; then
     while read -r p; do kill "$p" 2>/dev/null || true; done <"$STATE/pids"
   fi
@@ -160,5 +232,5 @@ case "${1:-}" in
   servers) servers ;;
   attach) attach ;;
   down) down ;;
-  *) echo "usage: $0 up [one-arm|inline] [SERVERS] | servers | attach | down" >&2; exit 2 ;;
+  *) echo "usage: $0 up [one-arm|inline|fleet] [SERVERS|INSTANCES] | servers | attach | down" >&2; exit 2 ;;
 esac

@@ -5,6 +5,7 @@
 //! EAL and the testbed are per process and slow to build, so this binary runs its cases in
 //! order from its own main and prints one line per case and a closing "N passed, M failed".
 
+mod fleet;
 mod hardening;
 mod harness;
 mod inline;
@@ -14,13 +15,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use harness::Testbed;
 
-type Case = (&'static str, fn(&Testbed));
+type Case<T = Testbed> = (&'static str, fn(&T));
 /// A topology: its name, how to bring it up, and the cases run on it.
 type Topology = (&'static str, fn() -> Testbed, &'static [Case]);
 
-fn run_cases(
-    tb: &Testbed,
-    cases: &[Case],
+fn run_cases<T>(
+    tb: &T,
+    cases: &[Case<T>],
     filter: &Option<String>,
     passed: &mut u32,
     failed: &mut Vec<String>,
@@ -87,6 +88,27 @@ fn main() {
             Err(_) => {
                 println!("test {topo}_testbed_up ... FAILED");
                 failed.push(format!("{topo}_testbed_up"));
+                let _ = std::process::Command::new(harness::repo().join("scripts/testbed.sh"))
+                    .arg("down")
+                    .status();
+            }
+        }
+    }
+    // The fleet: several instances, each in its own namespace, behind a BIRD router.
+    if filter.as_ref().is_none_or(|f| {
+        "fleet".contains(f.as_str()) || fleet::CASES.iter().any(|(n, _)| n.contains(f.as_str()))
+    }) {
+        let f =
+            if filter.as_ref().is_some_and(|f| "fleet".contains(f.as_str())) { None } else { filter.clone() };
+        println!("-- fleet testbed");
+        match catch_unwind(fleet::Fleet::up) {
+            Ok(fl) => {
+                run_cases(&fl, fleet::CASES, &f, &mut passed, &mut failed);
+                drop(fl);
+            }
+            Err(_) => {
+                println!("test fleet_testbed_up ... FAILED");
+                failed.push("fleet_testbed_up".to_string());
                 let _ = std::process::Command::new(harness::repo().join("scripts/testbed.sh"))
                     .arg("down")
                     .status();
