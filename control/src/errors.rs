@@ -40,6 +40,12 @@ pub enum StartError {
         error: String,
     },
     Snapshot(String),
+    /// Another dsrlb runs this configuration (it holds the lock beside its control socket).
+    AlreadyRunning {
+        lock: String,
+    },
+    /// The routes that announce the VIPs could not be managed.
+    Announce(String),
 }
 
 impl fmt::Display for StartError {
@@ -59,6 +65,10 @@ impl fmt::Display for StartError {
             StartError::ControlSocket { path, error } => write!(f, "control socket {path}: {error}"),
             StartError::Metrics { addr, error } => write!(f, "metrics on {addr}: {error}"),
             StartError::Snapshot(e) => write!(f, "first snapshot: {e}"),
+            StartError::AlreadyRunning { lock } => {
+                write!(f, "another dsrlb runs with this control socket (it holds {lock}): nothing started")
+            }
+            StartError::Announce(e) => write!(f, "announce: {e}"),
         }
     }
 }

@@ -153,8 +153,35 @@ fn exceptions(
     Ok(v)
 }
 
+/// Hold an exclusive lock beside the control socket for as long as the process lives (the
+/// kernel lets go when it ends, however it ends): a second dsrlb on the same configuration
+/// stops here, before it touches a device, a kernel interface or a route of the first.
+fn lock_instance(cfg: &Config) -> Result<std::fs::File, StartError> {
+    let mut name = cfg.control_socket.clone().into_os_string();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    let shown = path.display().to_string();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StartError::ControlSocket { path: shown.clone(), error: e.to_string() })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::AlreadyRunning { lock: shown }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StartError::ControlSocket { path: shown, error: e.to_string() })
+        }
+    }
+}
+
 pub fn run(args: RunArgs) -> Result<(), StartError> {
     let cfg = load(&args.config_path)?;
+    let _instance = lock_instance(&cfg)?;
     let eal = Eal::init(eal_args(&cfg, &args.extra_eal)).map_err(|e| StartError::Eal(e.to_string()))?;
     let lcores = eal.worker_lcores();
     if lcores.is_empty() {
@@ -175,38 +202,6 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
     let mut rt = Runtime::new(cfg.clone(), macs);
     let start = Instant::now();
     let snap = Arc::new(rt.build_snapshot(start).map_err(|e| StartError::Snapshot(e.to_string()))?);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut rings = Vec::new();
-    let mut jobs: Vec<LcoreJoin> = Vec::new();
-    let wcfg = WorkerConfig {
-        flow_capacity: cfg.flow_table_size,
-        persistence_capacity: cfg.persistence_table_size,
-        memory_advice: Some(dpdk_bindings::advise_huge_pages),
-        ..WorkerConfig::default()
-    };
-    for (w, &lcore) in lcores.iter().enumerate() {
-        let r = Rings::new();
-        let queue_err = |e: dpdk_bindings::DpdkError| StartError::Launch { lcore, error: e.to_string() };
-        let rx =
-            ports.iter().map(|p| p.rx_queue(w as u16)).collect::<Result<Vec<_>, _>>().map_err(queue_err)?;
-        let tx =
-            ports.iter().map(|p| p.tx_queue(w as u16)).collect::<Result<Vec<_>, _>>().map_err(queue_err)?;
-        let setup = WorkerSetup {
-            index: w,
-            config: wcfg,
-            snapshot: snap.clone(),
-            io: DpdkIo::new(rx, tx, pool.clone(), r.clone()),
-            rings: r.clone(),
-            stop: stop.clone(),
-            idle_sleep_us: cfg.worker_idle_sleep_us,
-        };
-        jobs.push(
-            eal.launch(lcore, move || worker::run(setup))
-                .map_err(|e| StartError::Launch { lcore, error: e.to_string() })?,
-        );
-        rings.push(r);
-    }
 
     // From here on the control core's thread (and the threads it starts) leaves the PMDs'
     // per-frame signals to the workers (sys.rs says why).
@@ -237,19 +232,78 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
         info!("metrics on http://{addr}/metrics");
     }
 
+    let announcer = match &cfg.announce {
+        Some(a) => {
+            // The routes go on the exception interface of the first port where VIPs live.
+            let iface = cfg
+                .ports
+                .iter()
+                .filter(|p| p.role != dataplane::snapshot::PortRole::Server)
+                .find_map(|p| p.exception.as_ref().and_then(|x| x.iface()))
+                .unwrap_or_default();
+            let announcer =
+                Announcer::start(a.table, iface).map_err(|e| StartError::Announce(e.to_string()))?;
+            info!("announcing VIPs as routes in table {} on {iface}, once settled", a.table);
+            Some(announcer)
+        }
+        None => None,
+    };
+
+    // Workers last: nothing that can fail comes after them (an error would leave them
+    // running in a process that cannot end).
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut rings = Vec::new();
+    let mut jobs: Vec<LcoreJoin> = Vec::new();
+    let wcfg = WorkerConfig {
+        flow_capacity: cfg.flow_table_size,
+        persistence_capacity: cfg.persistence_table_size,
+        memory_advice: Some(dpdk_bindings::advise_huge_pages),
+        ..WorkerConfig::default()
+    };
+    let launched = (|| {
+        for (w, &lcore) in lcores.iter().enumerate() {
+            let r = Rings::new();
+            let queue_err = |e: dpdk_bindings::DpdkError| StartError::Launch { lcore, error: e.to_string() };
+            let rx = ports
+                .iter()
+                .map(|p| p.rx_queue(w as u16))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(queue_err)?;
+            let tx = ports
+                .iter()
+                .map(|p| p.tx_queue(w as u16))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(queue_err)?;
+            let setup = WorkerSetup {
+                index: w,
+                config: wcfg,
+                snapshot: snap.clone(),
+                io: DpdkIo::new(rx, tx, pool.clone(), r.clone()),
+                rings: r.clone(),
+                stop: stop.clone(),
+                idle_sleep_us: cfg.worker_idle_sleep_us,
+            };
+            jobs.push(
+                eal.launch(lcore, move || worker::run(setup))
+                    .map_err(|e| StartError::Launch { lcore, error: e.to_string() })?,
+            );
+            rings.push(r);
+        }
+        Ok(())
+    })();
+    if let Err(e) = launched {
+        // The workers already running stop before the error ends the process.
+        stop.store(true, Ordering::Relaxed);
+        for j in jobs {
+            j.join();
+        }
+        return Err(e);
+    }
+
     let links = DpdkLinks::new(pool, ports, rings, exceptions);
     let mut cp = ControlCore::new(links, rt, snap, args.config_path.clone(), view, start);
-    if let Some(a) = &cfg.announce {
-        // The routes go on the exception interface of the first port where VIPs live.
-        let iface = cfg
-            .ports
-            .iter()
-            .filter(|p| p.role != dataplane::snapshot::PortRole::Server)
-            .find_map(|p| p.exception.as_ref().and_then(|x| x.iface()))
-            .unwrap_or_default();
-        let announcer = Announcer::start(a.table, iface).map_err(|e| StartError::Signals(e.to_string()))?;
-        info!("announcing VIPs as routes in table {} on {iface}, once settled", a.table);
-        cp = cp.with_announcer(announcer);
+    if let Some(a) = announcer {
+        cp = cp.with_announcer(a);
     }
     info!("running: {} service(s); ctl on {}", cfg.services.len(), cfg.control_socket.display());
     if let Err(w) = cp.run(&quit, &term, &hup, &req_rx) {

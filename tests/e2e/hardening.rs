@@ -26,6 +26,7 @@ pub const CASES: &[Case] = &[
     ("spoofed_syn_flood_breaks_no_connection", syn_flood),
     ("restart_mid_transfer_completes_every_download", restart_mid_transfer),
     ("a_failing_worker_ends_the_appliance", failing_worker),
+    ("a_second_instance_on_the_same_configuration_touches_nothing", second_instance),
 ];
 
 fn state(tb: &Testbed, service: &str, ip: &str) -> String {
@@ -542,4 +543,20 @@ fn failing_worker(tb: &Testbed) {
     tb.start(&[]);
     tb.wait_backends_settled(Duration::from_secs(30));
     get("10.0.0.100", "/", CLIENTS[0]).expect("served again after the restart");
+}
+
+/// A second dsrlb started on a running one's configuration (an operator's slip, a supervisor
+/// that thinks the first died) ends at once, before it touches a device, a kernel interface or
+/// the control socket: the first keeps serving.
+fn second_instance(tb: &Testbed) {
+    let t = Instant::now();
+    let cfg = tb.config.display().to_string();
+    let o = in_ns("fab", &["timeout", "30", env!("CARGO_BIN_EXE_dsrlb"), "run", "-c", &cfg]);
+    let took = t.elapsed();
+    let said = String::from_utf8_lossy(&o.stderr).trim().to_string();
+    println!("  the second ended in {took:?} ({:?}): {said}", o.status.code());
+    assert!(!o.status.success() && o.status.code() != Some(124), "it ended by itself, with an error");
+    assert!(said.contains("another dsrlb runs"), "it says why");
+    get("10.0.0.100", "/", CLIENTS[0]).expect("the first still serves");
+    tb.ctl(&["status"]).expect("and still answers ctl");
 }
