@@ -630,6 +630,8 @@ fn backend_added_while_failing(fl: &Fleet) {
     let n = t.len();
     fl.wait_new_flows(base, n as u64);
     let on_victim = fl.tcp_sum(victim, "new_flows") - victim_base;
+    let digest_before =
+        fl.ctl(1, &["status"]).expect("status")["config_digest"].as_str().unwrap_or("").to_string();
     for i in all() {
         let text = std::fs::read_to_string(config(i)).unwrap();
         let added = text.replace(r#"(ip: "10.0.0.13")]"#, r#"(ip: "10.0.0.13"), (ip: "10.0.0.14")]"#);
@@ -647,6 +649,12 @@ fn backend_added_while_failing(fl: &Fleet) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let up_after = t1.elapsed();
+    let digests: BTreeSet<String> = all()
+        .iter()
+        .map(|&i| fl.ctl(i, &["status"]).expect("status")["config_digest"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(digests.len(), 1, "one digest across the fleet after the reload: {digests:?}");
+    assert!(!digests.contains(&digest_before), "the reload changed it");
     fl.kill(victim);
     let r = t.finish();
     let changed = maglev_changed(&["10.0.0.11", "10.0.0.12", "10.0.0.13"], "10.0.0.14");

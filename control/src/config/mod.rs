@@ -702,6 +702,8 @@ mod tests {
         };
         let x = r#", exception: (device: "net_tap1,iface=dsrlb0", peers: ["10.0.0.1"])"#;
         let c = Config::parse(&with(x, "announce: (table: 100), ")).expect("a fleet member");
+        let vu = r#", exception: (device: "virtio_user0,path=/dev/vhost-net,iface=dsrlb0")"#;
+        Config::parse(&with(vu, "")).expect("virtio_user, the appliances' exception path");
         assert_eq!(c.announce.as_ref().map(|a| (a.table, a.drain_time.get())), Some((100, 5.0)));
         assert_eq!(c.ports[0].exception.as_ref().and_then(|x| x.iface()), Some("dsrlb0"));
         assert!(c.advisories().is_empty(), "{:?}", c.advisories());

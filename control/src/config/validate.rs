@@ -116,7 +116,8 @@ fn ports(cfg: &Config) -> Result<(), Invalid> {
             }
         }
         if let Some(x) = &p.exception {
-            if !x.device.starts_with("net_") || x.iface().is_none_or(|i| i.is_empty() || i.len() > 15) {
+            let vdev = x.device.starts_with("net_") || x.device.starts_with("virtio_user");
+            if !vdev || x.iface().is_none_or(|i| i.is_empty() || i.len() > 15) {
                 return Err((
                     at("exception.device"),
                     "a virtual device with its kernel interface named by iface= (at most 15 characters)"

@@ -539,6 +539,11 @@ impl<L: Links> ControlCore<L> {
             ("mempool", new.mempool == old.mempool),
             ("control_socket", new.control_socket == old.control_socket),
             ("metrics", new.metrics == old.metrics),
+            // The announcer's table and interface are set up at start (its drain time is live).
+            (
+                "announce.table",
+                new.announce.as_ref().map(|a| a.table) == old.announce.as_ref().map(|a| a.table),
+            ),
         ] {
             if !same {
                 fixed.push(name);
@@ -548,6 +553,7 @@ impl<L: Links> ControlCore<L> {
             return Err(ReloadError::NeedsRestart(fixed.join(", ")));
         }
         let n = new.services.len();
+        self.digest = new.digest();
         self.rt.apply(new);
         let now = Instant::now();
         self.publish(now);
