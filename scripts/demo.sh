@@ -2,7 +2,8 @@
 # The dsrlb demo (the README's first command): builds dsrlb, brings up the one-arm testbed
 # (client, router, fabric, 3 servers on the fabric and 2 behind the router, each running a
 # real HTTP server and UDP echo), starts dsrlb on it, sends traffic through every DSR mode,
-# prints what happened, and tears everything down. Exits non-zero if anything failed.
+# prints what happened, and tears everything down; then the fleet demo (scripts/demo-fleet.sh:
+# three instances behind a router doing ECMP with BIRD). Exits non-zero if anything failed.
 #   usage (as root): scripts/demo.sh [REQUESTS_PER_SERVICE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,4 +85,10 @@ echo "== dsrlb ctl backends"; ctl backends
 echo "== dsrlb ctl stats (non-zero)"; ctl stats | awk 'NR==1 || $NF != "0"'
 
 if [ $fail = 0 ]; then echo "== demo: every mode worked"; else echo "== demo: FAILURES above"; fi
+cleanup
+LB_PID=""
+
+echo
+echo "== part 2: a fleet of three instances behind a BIRD router (scripts/demo-fleet.sh)"
+bash scripts/demo-fleet.sh || fail=1
 exit $fail
