@@ -117,7 +117,7 @@ pub struct Flows {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FlowRow {
     pub service: String,
-    pub backend: Option<Ipv4Addr>,
+    pub backend: Option<std::net::IpAddr>,
     pub active_flows: u64,
     pub new_flows: u64,
 }

@@ -3,7 +3,7 @@
 //! MACs. From it the control core builds every snapshot it publishes to the workers.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use dataplane::snapshot::{
@@ -227,7 +227,7 @@ impl Runtime {
                 v.push(BackendView {
                     info: BackendInfo {
                         id,
-                        real_ip: b.ip,
+                        real_ip: IpAddr::V4(b.ip),
                         weight: b.weight,
                         state,
                         port,
@@ -264,7 +264,8 @@ impl Runtime {
             .enumerate()
             .map(|(i, p)| PortInfo {
                 mac: self.port_macs[i].0,
-                addrs: self.subnets[i].iter().map(|c| c.addr).collect(),
+                addrs: self.subnets[i].iter().map(|c| IpAddr::V4(c.addr)).collect(),
+                gateway6_mac: None,
                 mtu: p.mtu,
                 role: p.role,
                 gateway_mac: p.gateway.and_then(|g| self.neigh.lookup(i as u16, g, now)).map(|m| m.0),
@@ -272,7 +273,7 @@ impl Runtime {
                     .exception
                     .iter()
                     .flat_map(|x| &x.peers)
-                    .filter_map(|&a| self.neigh.lookup(i as u16, a, now).map(|m| (a, m.0)))
+                    .filter_map(|&a| self.neigh.lookup(i as u16, a, now).map(|m| (IpAddr::V4(a), m.0)))
                     .collect(),
             })
             .collect();
@@ -284,7 +285,7 @@ impl Runtime {
             .enumerate()
             .map(|(si, s)| ServiceInfo {
                 id: self.service_id(s),
-                vip: s.vip,
+                vip: IpAddr::V4(s.vip),
                 proto: s.protocol.number(),
                 port: s.port,
                 mode: s.mode,

@@ -117,7 +117,7 @@ pub struct BackendRow {
     pub id: u32,
     /// The service's name (`VIP:PORT/PROTO`).
     pub service: String,
-    pub ip: Ipv4Addr,
+    pub ip: std::net::IpAddr,
     pub weight: u32,
     /// What the dataplane does with it.
     pub state: BackendState,

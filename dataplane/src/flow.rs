@@ -1,5 +1,5 @@
-//! Flow keys, the hash every stage agrees on, and the per-worker flow table with the active-flow
-//! count per backend that least-connections scheduling reads.
+//! Flow keys, the hash every stage agrees on, and the per-worker flow tables (one per address
+//! family, each with the active-flow count per backend that least-connections scheduling reads).
 
 use crate::table::{Insert, MemoryAdvice, Millis, Slot, Table, FLAG_USED};
 
@@ -142,22 +142,57 @@ impl Slot for FlowSlot {
     }
 }
 
+/// What a flow table needs of its slots besides `Slot`: the backend a flow goes to and its
+/// state flags.
+pub trait FlowEntry: Slot {
+    fn backend(&self) -> u32;
+    fn backend_mut(&mut self) -> &mut u32;
+    fn flags(&self) -> u8;
+    /// The key this slot holds.
+    fn key(&self) -> Self::Key;
+}
+
+impl FlowEntry for FlowSlot {
+    #[inline(always)]
+    fn backend(&self) -> u32 {
+        self.backend
+    }
+    #[inline(always)]
+    fn backend_mut(&mut self) -> &mut u32 {
+        &mut self.backend
+    }
+    #[inline(always)]
+    fn flags(&self) -> u8 {
+        self.flags
+    }
+    fn key(&self) -> FlowId {
+        self.id()
+    }
+}
+
 /// Flow slots per bucket (one cache line).
 pub const FLOWS_PER_BUCKET: usize = 3;
+/// IPv6 flow slots per bucket: a 32-byte slot (the client's 16-byte address) leaves room for two.
+pub const FLOWS6_PER_BUCKET: usize = 2;
 
-pub struct FlowTable {
-    table: Table<FlowSlot, FLOWS_PER_BUCKET>,
+/// The IPv4 flow table.
+pub type FlowTable = FlowTableOf<FlowSlot, FLOWS_PER_BUCKET>;
+/// The IPv6 flow table.
+pub type FlowTable6 = FlowTableOf<FlowSlot6, FLOWS6_PER_BUCKET>;
+
+pub struct FlowTableOf<S, const N: usize> {
+    table: Table<S, N>,
     /// Live flows this worker holds per backend id (least-connections input).
     active: Vec<u32>,
 }
 
-impl FlowTable {
+impl<S: FlowEntry, const N: usize> FlowTableOf<S, N> {
     pub fn new(capacity: usize, backend_ids: usize) -> Self {
         Self::with_memory_advice(capacity, backend_ids, None)
     }
 
     pub fn with_memory_advice(capacity: usize, backend_ids: usize, advise: Option<MemoryAdvice>) -> Self {
-        FlowTable { table: Table::with_memory_advice(capacity, advise), active: vec![0; backend_ids] }
+        FlowTableOf { table: Table::with_memory_advice(capacity, advise), active: vec![0; backend_ids] }
     }
 
     /// Grow the per-backend counts when a configuration adds backend ids (between bursts).
@@ -167,7 +202,7 @@ impl FlowTable {
         }
     }
 
-    /// Flows the table was sized for (one per bucket; it holds up to three times as many).
+    /// Flows the table was sized for (one per bucket; it holds up to `N` times as many).
     pub fn capacity(&self) -> usize {
         self.table.capacity()
     }
@@ -195,15 +230,21 @@ impl FlowTable {
         self.active.get(backend as usize).copied().unwrap_or(0)
     }
 
+    /// Every backend's count, by id.
+    #[inline]
+    pub fn active_counts(&self) -> &[u32] {
+        &self.active
+    }
+
     /// Start pulling the key's home bucket into cache before the packet is processed.
     #[inline]
     pub fn prefetch(&self, hash: u64) {
         self.table.prefetch(hash)
     }
 
-    /// The live flow `id` (`hash` is its `FlowKey::hash`), to read and refresh in place.
+    /// The live flow `id` (`hash` is its key's hash), to read and refresh in place.
     #[inline(always)]
-    pub fn get_mut(&mut self, id: &FlowId, hash: u64, now: Millis) -> Option<&mut FlowSlot> {
+    pub fn get_mut(&mut self, id: &S::Key, hash: u64, now: Millis) -> Option<&mut S> {
         self.table.get_mut(id, hash, now)
     }
 
@@ -215,13 +256,13 @@ impl FlowTable {
 
     /// Insert a new flow (no live one has its id); `Full` means forward it statelessly.
     #[inline]
-    pub fn insert(&mut self, slot: FlowSlot, hash: u64, now: Millis) -> Insert<FlowSlot> {
-        let r = self.table.insert(&slot.id(), hash, slot, now);
+    pub fn insert(&mut self, slot: S, hash: u64, now: Millis) -> Insert<S> {
+        let r = self.table.insert(&slot.key(), hash, slot, now);
         match r {
-            Insert::Stored => self.take(slot.backend),
+            Insert::Stored => self.take(slot.backend()),
             Insert::Reclaimed(old) => {
-                self.release(old.backend);
-                self.take(slot.backend);
+                self.release(old.backend());
+                self.take(slot.backend());
             }
             Insert::Full => {}
         }
@@ -235,16 +276,16 @@ impl FlowTable {
     }
 
     /// Point a live flow at another backend (its old one failed or left).
-    pub fn reassign(&mut self, id: &FlowId, hash: u64, now: Millis, backend: u32) {
+    pub fn reassign(&mut self, id: &S::Key, hash: u64, now: Millis, backend: u32) {
         let Some(e) = self.table.get_mut(id, hash, now) else { return };
-        let old = std::mem::replace(&mut e.backend, backend);
+        let old = std::mem::replace(e.backend_mut(), backend);
         self.release(old);
         self.take(backend);
     }
 
-    pub fn remove(&mut self, id: &FlowId, hash: u64) -> Option<FlowSlot> {
+    pub fn remove(&mut self, id: &S::Key, hash: u64) -> Option<S> {
         let e = self.table.remove(id, hash)?;
-        self.release(e.backend);
+        self.release(e.backend());
         Some(e)
     }
 
@@ -254,16 +295,143 @@ impl FlowTable {
         let active = &mut self.active;
         let mut embryonic = 0;
         let freed = self.table.sweep(now, max_buckets, |e| {
-            if let Some(a) = active.get_mut(e.backend as usize) {
+            if let Some(a) = active.get_mut(e.backend() as usize) {
                 *a = a.saturating_sub(1);
             }
-            embryonic += usize::from(e.flags & crate::table::FLAG_EMBRYONIC != 0);
+            embryonic += usize::from(e.flags() & crate::table::FLAG_EMBRYONIC != 0);
         });
         (freed, embryonic)
     }
 
-    pub fn for_each_live(&self, now: Millis, f: impl FnMut(&FlowSlot)) {
+    pub fn for_each_live(&self, now: Millis, f: impl FnMut(&S)) {
         self.table.for_each_live(now, f)
+    }
+}
+
+/// The 5-tuple of a client→VIP IPv6 flow (ports 0 for fragments, as for IPv4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey6 {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+}
+
+impl FlowKey6 {
+    pub fn new(proto: u8, src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Self {
+        FlowKey6 { src, dst, sport, dport, proto }
+    }
+
+    /// As `FlowKey::hash`: the same on every worker and instance.
+    #[inline]
+    pub fn hash(&self) -> u64 {
+        let rest = ((self.sport as u64) << 32) | ((self.dport as u64) << 16) | self.proto as u64;
+        mix64(fold16(self.src) ^ mix64(fold16(self.dst) ^ mix64(rest ^ 0x243f_6a88_85a3_08d3)))
+    }
+
+    #[inline]
+    pub fn id(&self, service: u16) -> FlowId6 {
+        FlowId6 { src: words(self.src), ports: ((self.sport as u32) << 16) | self.dport as u32, service }
+    }
+}
+
+/// 16 bytes as four native words (compared, not interpreted).
+#[inline]
+fn words(a: [u8; 16]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ]
+}
+
+/// An IPv6 address folded to 64 bits for hashing (both halves mixed, so neither is lost).
+#[inline]
+pub fn fold16(a: [u8; 16]) -> u64 {
+    let v = u128::from_be_bytes(a);
+    mix64((v >> 64) as u64) ^ (v as u64)
+}
+
+/// Hash of one IPv6 address (source- or destination-IP scheduling and persistence).
+#[inline]
+pub fn hash_addr6(a: [u8; 16]) -> u64 {
+    mix64(fold16(a) ^ 0x1319_8a2e_0370_7344)
+}
+
+/// What the IPv6 flow table keeps of a flow's key, as `FlowId` does for IPv4.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowId6 {
+    pub src: [u32; 4],
+    pub ports: u32,
+    pub service: u16,
+}
+
+/// One IPv6 flow in the table: 32 bytes, two to a 64-byte bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct FlowSlot6 {
+    src: [u32; 4],
+    ports: u32,
+    pub backend: u32,
+    pub expires: Millis,
+    service: u16,
+    pub flags: u8,
+}
+
+impl FlowSlot6 {
+    pub fn new(id: FlowId6, backend: u32, flags: u8, expires: Millis) -> Self {
+        FlowSlot6 {
+            src: id.src,
+            ports: id.ports,
+            backend,
+            expires,
+            service: id.service,
+            flags: flags | FLAG_USED,
+        }
+    }
+
+    pub fn id(&self) -> FlowId6 {
+        FlowId6 { src: self.src, ports: self.ports, service: self.service }
+    }
+}
+
+impl Slot for FlowSlot6 {
+    type Key = FlowId6;
+    #[inline(always)]
+    fn is_used(&self) -> bool {
+        self.flags & FLAG_USED != 0
+    }
+    #[inline(always)]
+    fn holds(&self, id: &FlowId6) -> bool {
+        self.is_used() && self.ports == id.ports && self.service == id.service && self.src == id.src
+    }
+    #[inline(always)]
+    fn expires(&self) -> Millis {
+        self.expires
+    }
+    #[inline(always)]
+    fn free(&mut self) {
+        self.flags = 0;
+    }
+}
+
+impl FlowEntry for FlowSlot6 {
+    #[inline(always)]
+    fn backend(&self) -> u32 {
+        self.backend
+    }
+    #[inline(always)]
+    fn backend_mut(&mut self) -> &mut u32 {
+        &mut self.backend
+    }
+    #[inline(always)]
+    fn flags(&self) -> u8 {
+        self.flags
+    }
+    fn key(&self) -> FlowId6 {
+        self.id()
     }
 }
 
@@ -293,6 +461,24 @@ mod tests {
             "another port"
         );
         assert_eq!(std::mem::size_of::<FlowSlot>(), 20);
+    }
+
+    #[test]
+    fn ipv6_slots_are_32_bytes_and_keys_tell_flows_apart() {
+        assert_eq!(std::mem::size_of::<FlowSlot6>(), 32);
+        let a = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+        let vip = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        let k = FlowKey6::new(6, a, vip, 40000, 80);
+        assert_eq!(k.hash(), FlowKey6::new(6, a, vip, 40000, 80).hash());
+        let mut b = a;
+        b[0] ^= 1; // the high half matters too
+        assert_ne!(k.hash(), FlowKey6::new(6, b, vip, 40000, 80).hash());
+        let mut ft = FlowTable6::new(64, 4);
+        ft.insert(FlowSlot6::new(k.id(3), 2, 0, 100), k.hash(), 0);
+        assert_eq!(ft.get_mut(&k.id(3), k.hash(), 1).map(|e| e.backend), Some(2));
+        let other = FlowKey6::new(6, b, vip, 40000, 80);
+        assert!(ft.get_mut(&other.id(3), other.hash(), 1).is_none());
+        assert_eq!(ft.active(2), 1);
     }
 
     #[test]

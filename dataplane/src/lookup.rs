@@ -52,9 +52,80 @@ impl U64Map {
     }
 }
 
+/// IPv6 keys in a `U64Map`: 128-bit addresses (with protocol and port) do not fit in 64 bits,
+/// so the map is keyed by their hash and every hit is checked against the address. Two
+/// different addresses with one hash are refused when built, so a lookup never answers for the
+/// wrong one.
+#[derive(Debug, Clone)]
+pub struct AddrMap6 {
+    map: U64Map,
+    /// (address, value), indexed by the map.
+    entries: Vec<([u8; 16], u32)>,
+}
+
+/// `U64Map` reserves one key.
+#[inline]
+fn usable(k: u64) -> u64 {
+    if k == EMPTY {
+        EMPTY - 1
+    } else {
+        k
+    }
+}
+
+impl AddrMap6 {
+    /// From (address, key, value); a repeated (address, key) keeps the last value. `None` if
+    /// two addresses share a key.
+    pub fn build(items: &[([u8; 16], u64, u32)]) -> Option<AddrMap6> {
+        let mut entries: Vec<([u8; 16], u32)> = Vec::new();
+        let mut keys: Vec<(u64, [u8; 16], usize)> = Vec::new();
+        for &(a, k, v) in items {
+            let k = usable(k);
+            match keys.iter().find(|(key, _, _)| *key == k) {
+                Some((_, addr, at)) if *addr == a => entries[*at].1 = v,
+                Some(_) => return None,
+                None => {
+                    keys.push((k, a, entries.len()));
+                    entries.push((a, v));
+                }
+            }
+        }
+        let pairs: Vec<(u64, u32)> = keys.iter().map(|(k, _, at)| (*k, *at as u32)).collect();
+        Some(AddrMap6 { map: U64Map::build(&pairs), entries })
+    }
+
+    /// From (address, value), keyed by the address alone.
+    pub fn build_addrs(items: &[([u8; 16], u32)]) -> Option<AddrMap6> {
+        let with_keys: Vec<([u8; 16], u64, u32)> =
+            items.iter().map(|&(a, v)| (a, crate::flow::fold16(a), v)).collect();
+        Self::build(&with_keys)
+    }
+
+    /// The value for `addr` looked up by `key` (what it was built with).
+    #[inline]
+    pub fn get(&self, addr: [u8; 16], key: u64) -> Option<u32> {
+        let at = self.map.get(usable(key))? as usize;
+        let (a, v) = self.entries[at];
+        (a == addr).then_some(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_keys_are_checked_against_the_address() {
+        let a = [1u8; 16];
+        let b = [2u8; 16];
+        let m = AddrMap6::build(&[(a, 7, 1), (b, 8, 2), (a, 7, 3)]).unwrap();
+        assert_eq!(m.get(a, 7), Some(3), "a repeat keeps the last value");
+        assert_eq!(m.get(b, 8), Some(2));
+        assert_eq!(m.get(b, 7), None, "the key of another address");
+        assert!(AddrMap6::build(&[(a, 7, 1), (b, 7, 2)]).is_none(), "two addresses, one key");
+        let m = AddrMap6::build_addrs(&[(a, 4)]).unwrap();
+        assert_eq!(m.get(a, crate::flow::fold16(a)), Some(4));
+    }
 
     #[test]
     fn get_and_miss() {

@@ -398,7 +398,7 @@ fn act_other<B: PacketBuf, S: PacketSink<B>>(
             let from_peer = || {
                 let src_mac: [u8; 6] =
                     pkt.data().get(6..12).and_then(|m| m.try_into().ok()).unwrap_or([0; 6]);
-                cx.snap.is_peer(cx.in_port, p.src, src_mac)
+                cx.snap.is_peer(cx.in_port, std::net::Ipv4Addr::from(p.src).into(), src_mac)
             };
             let kind =
                 if cx.snap.is_vip(p.src) || echo_reply || from_peer() { Punt::Priority } else { Punt::Other };
@@ -691,7 +691,7 @@ fn frag_needed<B: PacketBuf, S>(
     }
     let snap = cx.snap;
     let in_p = &snap.ports[(cx.in_port as usize).min(snap.ports.len() - 1)];
-    let from = in_p.addrs.first().map(|a| a.octets()).unwrap_or(p.dst);
+    let from = in_p.addr4().unwrap_or(p.dst);
     if rewrite::make_frag_needed(pkt, p, from, in_p.mac, mtu) {
         st.counters.frag_needed_sent += 1;
         Verdict::Reply(cx.in_port)

@@ -2,9 +2,9 @@
 //! states and MACs, with the per-service Maglev tables and lookup maps precomputed. The control
 //! core builds a new one for every change and workers switch to it between bursts.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use crate::lookup::U64Map;
+use crate::lookup::{AddrMap6, U64Map};
 use crate::maglev::{MaglevBackend, MaglevTable};
 
 pub type Mac = [u8; 6];
@@ -125,24 +125,46 @@ pub enum PortRole {
 #[derive(Debug, Clone)]
 pub struct PortInfo {
     pub mac: Mac,
-    /// The LB's own addresses on this port (ARP/ICMP answered, probes sourced, IPIP outer source).
-    pub addrs: Vec<Ipv4Addr>,
+    /// The LB's own addresses on this port, of either family (ARP, neighbour discovery and echo
+    /// answered, probes sourced; the first of a family is the outer source of its tunnels).
+    pub addrs: Vec<IpAddr>,
     /// IP MTU.
     pub mtu: u16,
     pub role: PortRole,
-    /// The MAC of the port's gateway, once resolved (inline: where server replies go).
+    /// The MAC of the port's IPv4 gateway, once resolved (inline: where server replies go).
     pub gateway_mac: Option<Mac>,
+    /// The same for its IPv6 gateway.
+    pub gateway6_mac: Option<Mac>,
     /// Routing peers on this port, by address and resolved MAC: their traffic to the LB takes
     /// the priority lane (a frame must match both, so a host that only forges the address
     /// does not get it).
-    pub peers: Vec<(Ipv4Addr, Mac)>,
+    pub peers: Vec<(IpAddr, Mac)>,
+}
+
+impl PortInfo {
+    /// The port's first IPv4 address.
+    pub fn addr4(&self) -> Option<[u8; 4]> {
+        self.addrs.iter().find_map(|a| match a {
+            IpAddr::V4(a) => Some(a.octets()),
+            IpAddr::V6(_) => None,
+        })
+    }
+
+    /// The port's first IPv6 address that is not link-local (the source of what it sends
+    /// beyond the link: tunnels, probes, Packet Too Big).
+    pub fn addr6(&self) -> Option<[u8; 16]> {
+        self.addrs.iter().find_map(|a| match a {
+            IpAddr::V6(a) if !crate::wire::ipv6::is_link_local(a.octets()) => Some(a.octets()),
+            _ => None,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct BackendInfo {
     /// Stable across reloads while the (service, real IP) pair exists.
     pub id: u32,
-    pub real_ip: Ipv4Addr,
+    pub real_ip: IpAddr,
     pub weight: u32,
     pub state: BackendState,
     /// Egress port index.
@@ -155,7 +177,7 @@ pub struct BackendInfo {
 pub struct ServiceInfo {
     /// Stable across reloads while the (VIP, protocol, port) exists.
     pub id: u16,
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub proto: u8,
     /// 0 = every port.
     pub port: u16,
@@ -187,10 +209,15 @@ pub struct Forward {
     pub resolved: bool,
     pub next_hop: Mac,
     pub port_mac: Mac,
-    pub real_ip: [u8; 4],
-    /// IPIP outer source: the LB's first address on the egress port.
-    pub outer_src: [u8; 4],
     pub mtu: u16,
+    /// The backend's real address is IPv6 (`real_ip6`; an IPv4 service then tunnels 4in6).
+    pub real_v6: bool,
+    pub real_ip: [u8; 4],
+    /// IPIP outer source: the LB's first IPv4 address on the egress port.
+    pub outer_src: [u8; 4],
+    pub real_ip6: [u8; 16],
+    /// ip6ip6 and 4in6 outer source: the LB's first IPv6 address on the egress port.
+    pub outer_src6: [u8; 16],
 }
 
 /// Everything a worker needs, immutable once built.
@@ -213,6 +240,11 @@ pub struct Snapshot {
     fragment_owner: U64Map,
     vips: U64Map,
     lb_addrs: U64Map,
+    /// The same four for IPv6 (keys hashed, matches checked against the address).
+    services6: AddrMap6,
+    fragment_owner6: AddrMap6,
+    vips6: AddrMap6,
+    lb_addrs6: AddrMap6,
     pub(crate) client_port: Option<u16>,
     pub(crate) max_service_id: usize,
 }
@@ -221,15 +253,20 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotError {
     /// The service's Maglev table size is not usable (`maglev::check_size`).
-    MaglevSize { vip: Ipv4Addr, port: u16, why: String },
+    MaglevSize { vip: IpAddr, port: u16, why: String },
     /// The service's mode has a bad parameter (`ForwardMode::check`).
-    Mode { vip: Ipv4Addr, port: u16, why: String },
+    Mode { vip: IpAddr, port: u16, why: String },
     /// Two services with the same VIP, protocol and port.
-    DuplicateService { vip: Ipv4Addr, port: u16, proto: u8 },
+    DuplicateService { vip: IpAddr, port: u16, proto: u8 },
     /// A backend egresses on a port the snapshot does not have.
-    NoSuchPort { backend: Ipv4Addr, vip: Ipv4Addr, port: u16, egress: u16 },
+    NoSuchPort { backend: IpAddr, vip: IpAddr, port: u16, egress: u16 },
+    /// The backend's family cannot carry the service's in its mode (only `ipip` tunnels IPv4
+    /// VIPs over IPv6).
+    Family { backend: IpAddr, vip: IpAddr, port: u16 },
     /// Two backends with one id.
     DuplicateBackendId(u32),
+    /// Two IPv6 keys with one 64-bit hash (about 2^-64 per pair: never, but never misrouted).
+    HashCollision,
 }
 
 impl std::fmt::Display for SnapshotError {
@@ -246,6 +283,13 @@ impl std::fmt::Display for SnapshotError {
                 write!(f, "backend {backend} of {vip}:{port}: port {egress} does not exist")
             }
             SnapshotError::DuplicateBackendId(id) => write!(f, "backend id {id} used twice"),
+            SnapshotError::HashCollision => f.write_str("two IPv6 keys share a hash; change one address"),
+            SnapshotError::Family { backend, vip, port } => {
+                write!(
+                    f,
+                    "backend {backend} of {vip}:{port}: its family cannot carry the service's in this mode"
+                )
+            }
         }
     }
 }
@@ -262,10 +306,40 @@ fn addr_key(a: [u8; 4]) -> u64 {
     u32::from_be_bytes(a) as u64
 }
 
+fn addr_key_of(a: IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(a) => addr_key(a.octets()),
+        IpAddr::V6(a) => crate::flow::fold16(a.octets()),
+    }
+}
+
+/// The service key of an IPv6 VIP, protocol and port (hashed: `AddrMap6` checks the match).
+#[inline]
+pub(crate) fn service_key6(vip: [u8; 16], proto: u8, port: u16) -> u64 {
+    crate::flow::mix64(crate::flow::fold16(vip) ^ (((proto as u64) << 16) | port as u64))
+}
+
 /// A backend's Maglev permutation seed: its real IP, so that its slots survive reloads and every
 /// instance of a fleet gives it the same ones.
-pub fn maglev_seed(ip: Ipv4Addr) -> u64 {
-    u32::from(ip) as u64
+pub fn maglev_seed(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(a) => u32::from(a) as u64,
+        IpAddr::V6(a) => crate::flow::fold16(a.octets()),
+    }
+}
+
+/// Whether a backend of `real` family can serve a service of `vip` family in `mode`: the same
+/// family always; an IPv4 VIP over an IPv6 real address only tunnelled (4in6).
+pub fn families_fit(vip: IpAddr, real: IpAddr, mode: ForwardMode) -> bool {
+    vip.is_ipv6() == real.is_ipv6() || (mode == ForwardMode::Ipip && vip.is_ipv4())
+}
+
+/// A service's key and the address it is matched against, for either family's map.
+fn service_key_of(vip: IpAddr, proto: u8, port: u16) -> Result<u64, ([u8; 16], u64)> {
+    match vip {
+        IpAddr::V4(a) => Ok(service_key(a.octets(), proto, port)),
+        IpAddr::V6(a) => Err((a.octets(), service_key6(a.octets(), proto, port))),
+    }
 }
 
 impl Snapshot {
@@ -277,11 +351,14 @@ impl Snapshot {
         services: Vec<ServiceInfo>,
     ) -> Result<Snapshot, SnapshotError> {
         let mut keys = Vec::new();
+        let mut keys6: Vec<([u8; 16], u64, u32)> = Vec::new();
         let mut vip_pairs = Vec::new();
+        let mut vips6 = Vec::new();
         let mut maglev = Vec::new();
         let mut eligible = Vec::new();
         let mut backend_at: Vec<Option<(u16, u16)>> = Vec::new();
-        let mut frag: std::collections::HashMap<u64, Option<u32>> = std::collections::HashMap::new();
+        let mut frag: std::collections::HashMap<u64, (Option<[u8; 16]>, Option<u32>)> =
+            std::collections::HashMap::new();
         let mut max_service_id = 0;
         for (pos, s) in services.iter().enumerate() {
             let (vip, port) = (s.vip, s.port);
@@ -291,20 +368,37 @@ impl Snapshot {
                 why,
             })?;
             s.mode.check().map_err(|why| SnapshotError::Mode { vip, port, why })?;
-            let key = service_key(s.vip.octets(), s.proto, s.port);
-            if keys.iter().any(|(k, _)| *k == key) {
-                return Err(SnapshotError::DuplicateService { vip, port, proto: s.proto });
+            let duplicate = SnapshotError::DuplicateService { vip, port, proto: s.proto };
+            match service_key_of(vip, s.proto, port) {
+                Ok(key) => {
+                    if keys.iter().any(|(k, _)| *k == key) {
+                        return Err(duplicate);
+                    }
+                    keys.push((key, pos as u32));
+                    vip_pairs.push((addr_key_of(vip), 1));
+                }
+                Err((a, key)) => {
+                    if keys6.iter().any(|(_, k, _)| *k == key) {
+                        return Err(duplicate);
+                    }
+                    keys6.push((a, key, pos as u32));
+                    vips6.push((a, 1));
+                }
             }
-            keys.push((key, pos as u32));
-            vip_pairs.push((addr_key(s.vip.octets()), 1));
-            let fk = service_key(s.vip.octets(), s.proto, 0);
-            frag.entry(fk).and_modify(|v| *v = None).or_insert(Some(pos as u32));
+            let (fa, fk) = match service_key_of(vip, s.proto, 0) {
+                Ok(k) => (None, k),
+                Err((a, k)) => (Some(a), k),
+            };
+            frag.entry(fk).and_modify(|v| v.1 = None).or_insert((fa, Some(pos as u32)));
             max_service_id = max_service_id.max(s.id as usize + 1);
             let mut cands = Vec::new();
             let mut elig = Vec::new();
             for (i, b) in s.backends.iter().enumerate() {
                 if b.port as usize >= ports.len() {
                     return Err(SnapshotError::NoSuchPort { backend: b.real_ip, vip, port, egress: b.port });
+                }
+                if !families_fit(vip, b.real_ip, s.mode) {
+                    return Err(SnapshotError::Family { backend: b.real_ip, vip, port });
                 }
                 let id = b.id as usize;
                 if backend_at.len() <= id {
@@ -326,14 +420,30 @@ impl Snapshot {
         // A later fragment of a VIP with an every-port service belongs to that one.
         for (pos, s) in services.iter().enumerate() {
             if s.port == 0 {
-                frag.insert(service_key(s.vip.octets(), s.proto, 0), Some(pos as u32));
+                let (fa, fk) = match service_key_of(s.vip, s.proto, 0) {
+                    Ok(k) => (None, k),
+                    Err((a, k)) => (Some(a), k),
+                };
+                frag.insert(fk, (fa, Some(pos as u32)));
             }
         }
-        let frag_pairs: Vec<(u64, u32)> = frag.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+        let mut frag_pairs: Vec<(u64, u32)> = Vec::new();
+        let mut frag6 = Vec::new();
+        for (k, (a, v)) in frag {
+            match (a, v) {
+                (None, Some(v)) => frag_pairs.push((k, v)),
+                (Some(a), Some(v)) => frag6.push((a, k, v)),
+                _ => {}
+            }
+        }
         let mut lb = Vec::new();
+        let mut lb6 = Vec::new();
         for (i, p) in ports.iter().enumerate() {
             for a in &p.addrs {
-                lb.push((addr_key(a.octets()), i as u32));
+                match a {
+                    IpAddr::V4(a) => lb.push((addr_key(a.octets()), i as u32)),
+                    IpAddr::V6(a) => lb6.push((a.octets(), i as u32)),
+                }
             }
         }
         let client_port = ports.iter().position(|p| p.role == PortRole::Client).map(|p| p as u16);
@@ -342,6 +452,14 @@ impl Snapshot {
             for b in &s.backends {
                 let port = &ports[b.port as usize];
                 let known = b.next_hop_mac.is_some();
+                let (real_ip, real_ip6) = match b.real_ip {
+                    IpAddr::V4(a) => (a.octets(), [0; 16]),
+                    IpAddr::V6(a) => ([0; 4], a.octets()),
+                };
+                let vip4 = match s.vip {
+                    IpAddr::V4(a) => a.octets(),
+                    IpAddr::V6(_) => [0; 4],
+                };
                 forward[b.id as usize] = Some(Forward {
                     service: pos as u16,
                     port: b.port,
@@ -350,12 +468,19 @@ impl Snapshot {
                     resolved: known,
                     next_hop: b.next_hop_mac.unwrap_or([0; 6]),
                     port_mac: port.mac,
-                    real_ip: b.real_ip.octets(),
-                    outer_src: port.addrs.first().map(|a| a.octets()).unwrap_or(s.vip.octets()),
                     mtu: port.mtu,
+                    real_v6: b.real_ip.is_ipv6(),
+                    real_ip,
+                    outer_src: port.addr4().unwrap_or(vip4),
+                    real_ip6,
+                    outer_src6: port.addr6().unwrap_or([0; 16]),
                 });
             }
         }
+        let services6 = AddrMap6::build(&keys6).ok_or(SnapshotError::HashCollision)?;
+        let fragment_owner6 = AddrMap6::build(&frag6).ok_or(SnapshotError::HashCollision)?;
+        let vips6 = AddrMap6::build_addrs(&vips6).ok_or(SnapshotError::HashCollision)?;
+        let lb_addrs6 = AddrMap6::build_addrs(&lb6).ok_or(SnapshotError::HashCollision)?;
         Ok(Snapshot {
             epoch,
             settled: true,
@@ -366,6 +491,10 @@ impl Snapshot {
             fragment_owner: U64Map::build(&frag_pairs),
             vips: U64Map::build(&vip_pairs),
             lb_addrs: U64Map::build(&lb),
+            services6,
+            fragment_owner6,
+            vips6,
+            lb_addrs6,
             client_port,
             max_service_id,
             ports,
@@ -388,10 +517,34 @@ impl Snapshot {
     }
 
     /// Whether a frame from `mac` and `ip` on `port` comes from one of its routing peers.
-    pub fn is_peer(&self, port: u16, ip: [u8; 4], mac: [u8; 6]) -> bool {
-        self.ports
-            .get(port as usize)
-            .is_some_and(|p| p.peers.iter().any(|(a, m)| a.octets() == ip && *m == mac))
+    pub fn is_peer(&self, port: u16, ip: IpAddr, mac: [u8; 6]) -> bool {
+        self.ports.get(port as usize).is_some_and(|p| p.peers.iter().any(|(a, m)| *a == ip && *m == mac))
+    }
+
+    #[inline]
+    pub fn is_vip6(&self, a: [u8; 16]) -> bool {
+        self.vips6.get(a, crate::flow::fold16(a)).is_some()
+    }
+
+    /// The port index owning an IPv6 LB address.
+    #[inline]
+    pub fn lb_addr_port6(&self, a: [u8; 16]) -> Option<u16> {
+        self.lb_addrs6.get(a, crate::flow::fold16(a)).map(|p| p as u16)
+    }
+
+    /// The service for an IPv6 packet to `vip`/`proto`/`port`: exact port first, then every-port.
+    #[inline]
+    pub fn find_service6(&self, vip: [u8; 16], proto: u8, port: u16) -> Option<usize> {
+        self.services6
+            .get(vip, service_key6(vip, proto, port))
+            .or_else(|| self.services6.get(vip, service_key6(vip, proto, 0)))
+            .map(|p| p as usize)
+    }
+
+    /// The only service a later IPv6 fragment to `vip`/`proto` can belong to.
+    #[inline]
+    pub fn fragment_service6(&self, vip: [u8; 16], proto: u8) -> Option<usize> {
+        self.fragment_owner6.get(vip, service_key6(vip, proto, 0)).map(|p| p as usize)
     }
 
     /// The port index owning an LB address.

@@ -174,7 +174,7 @@ pub fn assert_ip_valid(frame: &[u8], at: usize) {
 pub fn backend(id: u32, i: u8, weight: u32) -> BackendInfo {
     BackendInfo {
         id,
-        real_ip: Ipv4Addr::from(server_ip(i)),
+        real_ip: Ipv4Addr::from(server_ip(i)).into(),
         weight,
         state: BackendState::Up,
         port: 0,
@@ -192,7 +192,7 @@ pub fn service(
 ) -> ServiceInfo {
     ServiceInfo {
         id,
-        vip: Ipv4Addr::from(vip),
+        vip: Ipv4Addr::from(vip).into(),
         proto,
         port,
         mode,
@@ -210,10 +210,11 @@ pub fn service(
 pub fn lan_port(mtu: u16) -> PortInfo {
     PortInfo {
         mac: LB_MAC,
-        addrs: vec![Ipv4Addr::from(LB_IP)],
+        addrs: vec![Ipv4Addr::from(LB_IP).into()],
         mtu,
         role: PortRole::Lan,
         gateway_mac: Some(ROUTER_MAC),
+        gateway6_mac: Some(ROUTER_MAC),
         peers: Vec::new(),
     }
 }
@@ -291,17 +292,18 @@ impl PacketSink<VecPacket> for CountedSink {
 pub fn every_feature() -> Snapshot {
     let port = |mac: u8, addr: [u8; 4], role| PortInfo {
         mac: [2, 0, 0, 0, 0, mac],
-        addrs: vec![Ipv4Addr::from(addr)],
+        addrs: vec![Ipv4Addr::from(addr).into()],
         mtu: 1500,
         role,
         gateway_mac: Some([2, 0, 0, 0, 9, 9]),
+        gateway6_mac: Some([2, 0, 0, 0, 9, 9]),
         peers: Vec::new(),
     };
     let backends = |first: u32| -> Vec<BackendInfo> {
         (0..3)
             .map(|i| BackendInfo {
                 id: first + i,
-                real_ip: Ipv4Addr::new(10, 1, 0, 10 + i as u8),
+                real_ip: Ipv4Addr::new(10, 1, 0, 10 + i as u8).into(),
                 weight: 1 + i,
                 state: if i == 2 { BackendState::Draining } else { BackendState::Up },
                 port: 1,
@@ -311,7 +313,7 @@ pub fn every_feature() -> Snapshot {
     };
     let svc = |id: u16, vip: [u8; 4], proto, port, mode, scheduler, persistence| ServiceInfo {
         id,
-        vip: Ipv4Addr::from(vip),
+        vip: Ipv4Addr::from(vip).into(),
         proto,
         port,
         mode,
@@ -356,7 +358,7 @@ pub fn bench_snapshot(backends: u32) -> Snapshot {
             backends: (0..backends)
                 .map(|i| BackendInfo {
                     id: s as u32 * backends + i,
-                    real_ip: Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8),
+                    real_ip: Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8).into(),
                     weight: 1,
                     state: BackendState::Up,
                     port: 0,

@@ -111,18 +111,20 @@ fn arp_echo_and_lb_traffic_go_to_control() {
 fn inline_snapshot(gw: Option<[u8; 6]>) -> Snapshot {
     let client = PortInfo {
         mac: LB_MAC,
-        addrs: vec![Ipv4Addr::from(LB_IP)],
+        addrs: vec![Ipv4Addr::from(LB_IP).into()],
         mtu: 1500,
         role: PortRole::Client,
         gateway_mac: gw,
+        gateway6_mac: gw,
         peers: Vec::new(),
     };
     let server = PortInfo {
         mac: LB_MAC2,
-        addrs: vec![Ipv4Addr::from(LB_IP2)],
+        addrs: vec![Ipv4Addr::from(LB_IP2).into()],
         mtu: 1500,
         role: PortRole::Server,
         gateway_mac: None,
+        gateway6_mac: None,
         peers: Vec::new(),
     };
     let mut b = backend(0, 1, 1);

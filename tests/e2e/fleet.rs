@@ -607,7 +607,7 @@ fn maglev_changed(backends: &[&str], added: &str) -> f64 {
             .iter()
             .map(|ip| {
                 let ip: Ipv4Addr = ip.parse().unwrap();
-                MaglevBackend { id: u32::from(ip), seed: maglev_seed(ip), weight: 1 }
+                MaglevBackend { id: u32::from(ip), seed: maglev_seed(ip.into()), weight: 1 }
             })
             .collect();
         MaglevTable::build(&b, dataplane::maglev::DEFAULT_SIZE)

@@ -224,7 +224,10 @@ impl<L: Links> ControlCore<L> {
                     .iter()
                     .any(|b| b.state == BackendState::Up && b.next_hop_mac.is_some() && b.weight > 0)
             })
-            .map(|s| s.vip)
+            .filter_map(|s| match s.vip {
+                std::net::IpAddr::V4(v) => Some(v),
+                std::net::IpAddr::V6(_) => None,
+            })
             .collect()
     }
 

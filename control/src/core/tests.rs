@@ -462,9 +462,9 @@ fn the_router_is_a_peer_only_with_its_own_mac_once_resolved() {
     cc.links_mut().punted.push_back((0, arp_from(arp::OP_REPLY, ROUTER_MAC, [10, 0, 0, 1], [10, 0, 0, 2])));
     cc.poll(t0 + Duration::from_millis(1));
     let snap = cc.current().clone();
-    assert!(snap.is_peer(0, [10, 0, 0, 1], ROUTER_MAC.0));
-    assert!(!snap.is_peer(0, [10, 0, 0, 1], SERVER_MAC.0), "the address alone is not enough");
-    assert!(!snap.is_peer(0, [10, 0, 0, 66], ROUTER_MAC.0));
+    assert!(snap.is_peer(0, [10, 0, 0, 1].into(), ROUTER_MAC.0));
+    assert!(!snap.is_peer(0, [10, 0, 0, 1].into(), SERVER_MAC.0), "the address alone is not enough");
+    assert!(!snap.is_peer(0, [10, 0, 0, 66].into(), ROUTER_MAC.0));
 }
 
 #[test]

@@ -510,6 +510,9 @@ mod randomness {
                 real_ip: [10, 0, 0, 11],
                 outer_src: [10, 0, 0, 2],
                 mtu: 1500,
+                real_v6: false,
+                real_ip6: [0; 16],
+                outer_src6: [0; 16],
             }),
             timeout: Duration::from_secs(1),
         }
