@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per packet through the dataplane pipeline (one flow, 64-byte packets), counted by
 # callgrind: repeatable whatever else the machine is doing, unlike timings (docs/performance.md).
-#   usage: scripts/count-instructions.sh [l2|ipip|dscp ...]     (default: all three)
+#   usage: scripts/count-instructions.sh [l2|ipip|dscp|l2-v6|ipip-v6|dscp-v6 ...]  (default: all six)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
@@ -9,7 +9,7 @@ BENCH=$(cargo bench -p dataplane --bench pipeline --no-run 2>&1 | sed -n 's/.*Ex
 OUT=$(mktemp /tmp/dsrlb-callgrind.XXXXXX)
 trap 'rm -f "$OUT"' EXIT
 PACKETS=320000
-for mode in "${@:-l2 ipip dscp}"; do
+for mode in "${@:-l2 ipip dscp l2-v6 ipip-v6 dscp-v6}"; do
   for m in $mode; do
     # Count only while inside Worker::process_burst (and what it calls): the program total is
     # then that function's inclusive cost, whatever inlining did to the per-function listing.

@@ -30,6 +30,11 @@ impl PacketBuf for Pkt {
     }
 
     #[inline]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[inline]
     fn prepend(&mut self, n: usize) -> bool {
         self.0.prepend(n)
     }
@@ -258,14 +263,15 @@ pub fn run(setup: WorkerSetup) -> i32 {
 fn fill_stats(worker: &Worker, io: &DpdkIo, b: &mut WorkerStats) {
     // clone_from reuses the buffers the control core sent: no allocation while sizes hold.
     b.counters.clone_from(worker.counters());
-    let flows = worker.flows();
+    let (flows, flows6) = (worker.flows(), worker.flows6());
     let n = worker.snapshot().backend_id_bound();
     b.active.resize(n, 0);
+    // A backend's flows are all in one family's table (its service's), so the sum is its count.
     for (i, a) in b.active.iter_mut().enumerate() {
-        *a = flows.active(i as u32);
+        *a = flows.active(i as u32) + flows6.active(i as u32);
     }
-    b.flows = flows.len();
-    b.flow_capacity = flows.capacity();
+    b.flows = flows.len() + flows6.len();
+    b.flow_capacity = flows.capacity() + flows6.capacity();
     b.epoch = worker.snapshot().epoch;
     b.tx_dropped = io.tx_dropped;
     b.punt_dropped = io.punt_dropped;

@@ -13,13 +13,37 @@ use std::time::Instant;
 use dataplane::io::BURST;
 use dataplane::maglev::{MaglevBackend, MaglevTable, DEFAULT_SIZE};
 use dataplane::snapshot::*;
+use dataplane::testkit::v6::{bench_snapshot6, BENCH_VIPS6};
 use dataplane::testkit::{bench_snapshot, sized_tcp, NoSink, BENCH_VIPS};
 use dataplane::{PacketBuf, Snapshot, VecPacket, Verdict, Worker, WorkerConfig};
 
 const VIPS: [([u8; 4], ForwardMode, &str); 3] = BENCH_VIPS;
 
+/// The cases: each IPv4 mode (`VIPS`), then each IPv6 mode (`BENCH_VIPS6`).
+fn mode_names() -> Vec<&'static str> {
+    VIPS.iter().map(|v| v.2).chain(BENCH_VIPS6.iter().map(|v| v.2)).collect()
+}
+
 fn snapshot(backends: u32) -> Snapshot {
     bench_snapshot(backends)
+}
+
+/// Where a case's flows differ: the client address's last four bytes, and the source port.
+struct Template {
+    frame: Vec<u8>,
+    addr_at: usize,
+    port_at: usize,
+}
+
+fn template(mode: usize, size: usize) -> (Template, Snapshot) {
+    if mode < VIPS.len() {
+        (Template { frame: frame(VIPS[mode].0, 0, size), addr_at: 26, port_at: 34 }, snapshot(16))
+    } else {
+        let vip = BENCH_VIPS6[mode - VIPS.len()].0;
+        let client = [0x20, 1, 0xd, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let f = dataplane::testkit::v6::sized_tcp(client, 1024, vip, 80, size, false);
+        (Template { frame: f, addr_at: 34, port_at: 54 }, bench_snapshot6(16))
+    }
 }
 
 /// A 64-byte (or `size`-byte) TCP frame from flow `i` to `vip`:80.
@@ -61,13 +85,17 @@ struct Timing {
 }
 
 fn ns_per_packet(mode: usize, flows: usize, size: usize, packets: usize) -> Timing {
-    let snap = Arc::new(snapshot(16));
-    let mut w = Worker::new(WorkerConfig { flow_capacity: flows.max(1024), ..Default::default() }, snap);
-    let vip = VIPS[mode].0;
+    let (tpl, snap) = template(mode, size);
+    let cfg = WorkerConfig {
+        flow_capacity: flows.max(1024),
+        flow6_capacity: flows.max(1024),
+        ..Default::default()
+    };
+    let mut w = Worker::new(cfg, Arc::new(snap));
     // One cached template; each packet gets its flow's source address and port written in, as a
     // NIC writes fresh packets into hot buffers (reading a 1M-entry template array instead would
     // add a cache miss per packet that the real dataplane never has).
-    let template = frame(vip, 0, size);
+    let (template, addr_at, port_at) = (tpl.frame, tpl.addr_at, tpl.port_at);
     let ord = order(flows);
     let mut burst: Vec<VecPacket> = (0..BURST).map(|_| VecPacket::new()).collect();
     let mut verdicts = [Verdict::Tx(0); BURST];
@@ -78,8 +106,8 @@ fn ns_per_packet(mode: usize, flows: usize, size: usize, packets: usize) -> Timi
             p.reset_from(&template);
             let i = ord[next % flows];
             let d = p.data_mut();
-            d[26..30].copy_from_slice(&[100, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
-            d[34..36].copy_from_slice(&(1024 + (i % 60000) as u16).to_be_bytes());
+            d[addr_at..addr_at + 4].copy_from_slice(&[100, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            d[port_at..port_at + 2].copy_from_slice(&(1024 + (i % 60000) as u16).to_be_bytes());
             next += 1;
         }
     };
@@ -185,11 +213,14 @@ fn main() {
     if let Some(at) = args.iter().position(|a| a == "--profile") {
         let num = |i: usize, default: usize| args.get(at + i).and_then(|a| a.parse().ok()).unwrap_or(default);
         let (flows, packets) = (num(1, 1), num(2, 320_000));
-        let mode = args.get(at + 3).and_then(|m| VIPS.iter().position(|v| v.2 == m)).unwrap_or(0);
+        let mode = args.get(at + 3).and_then(|m| mode_names().iter().position(|v| v == m)).unwrap_or(0);
         let t = ns_per_packet(mode, flows, 64, packets);
         println!(
             "{} {flows} flows 64 B: {:.1} ns/packet (median of {SEGMENTS}; min {:.1}, max {:.1})",
-            VIPS[mode].2, t.median, t.min, t.max
+            mode_names()[mode],
+            t.median,
+            t.min,
+            t.max
         );
         return;
     }
@@ -200,15 +231,15 @@ fn main() {
         "(ns/packet: median of {SEGMENTS} timed segments, their min and max; the refill copy alone apart)"
     );
     println!(
-        "{:<6} {:>10} {:>6} {:>12} {:>10} {:>8} {:>8} {:>8}",
+        "{:<8} {:>10} {:>6} {:>12} {:>10} {:>8} {:>8} {:>8}",
         "mode", "flows", "bytes", "ns/packet", "Mpps", "min", "max", "copy ns"
     );
-    for (m, (_, _, name)) in VIPS.iter().enumerate() {
+    for (m, name) in mode_names().into_iter().enumerate() {
         for &flows in flow_counts {
             for size in [64usize, 1500] {
                 let t = ns_per_packet(m, flows, size, packets);
                 println!(
-                    "{:<6} {:>10} {:>6} {:>12.1} {:>10.2} {:>8.1} {:>8.1} {:>8.1}",
+                    "{:<8} {:>10} {:>6} {:>12.1} {:>10.2} {:>8.1} {:>8.1} {:>8.1}",
                     name,
                     flows,
                     size,
@@ -236,11 +267,20 @@ fn main() {
     if !quick {
         println!("random cache line, prefetched, no other work: {:.1} ns in 64 MiB", random_line_ns(64));
     }
-    let w = Worker::new(WorkerConfig { flow_capacity: 1 << 20, ..Default::default() }, Arc::new(snapshot(1)));
+    let w = Worker::new(
+        WorkerConfig { flow_capacity: 1 << 20, flow6_capacity: 1 << 20, ..Default::default() },
+        Arc::new(snapshot(1)),
+    );
     println!(
-        "flow table: {} flows in {} MiB = {} bytes per flow",
+        "flow table, IPv4: {} flows in {} MiB = {} bytes per flow",
         w.flows().capacity(),
         w.flows().memory_bytes() >> 20,
         w.flows().memory_bytes() / w.flows().capacity()
+    );
+    println!(
+        "flow table, IPv6: {} flows in {} MiB = {} bytes per flow",
+        w.flows6().capacity(),
+        w.flows6().memory_bytes() >> 20,
+        w.flows6().memory_bytes() / w.flows6().capacity()
     );
 }

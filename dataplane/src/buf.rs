@@ -5,6 +5,15 @@
 pub trait PacketBuf {
     fn data(&self) -> &[u8];
     fn data_mut(&mut self) -> &mut [u8];
+    /// The packet's length (what `data().len()` is, without making the slice).
+    #[inline]
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Grow at the front by `n` bytes; `false` (nothing changed) without enough headroom.
     fn prepend(&mut self, n: usize) -> bool;
     /// Set the length, growing or shrinking at the end; `false` (nothing changed) if impossible.
@@ -81,6 +90,11 @@ impl PacketBuf for VecPacket {
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..self.start + self.len]
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
     }
 
     #[inline]

@@ -25,7 +25,8 @@ pub enum DropReason {
     IcmpUnsupported,
     /// An ICMP error whose embedded header is too short or names no service.
     IcmpErrorUnmatched,
-    /// Too big for the egress MTU with DF set; a "fragmentation needed" was sent or rate-limited.
+    /// Too big for the egress MTU with DF set (or IPv6, which routers never fragment); a
+    /// "fragmentation needed" or Packet Too Big was sent or rate-limited.
     TooBigDontFragment,
     /// No buffer for an outer fragment, or no headroom for encapsulation.
     NoBuffer,
@@ -39,10 +40,19 @@ pub enum DropReason {
     TooBig,
     /// For the control core, but over this worker's rate for its kind (ARP, replies, the rest).
     PuntPoliced,
+    /// An IPv6 header that is cut short or names more bytes than the frame holds.
+    MalformedIpv6,
+    /// An IPv6 extension header that cannot be handled safely: a routing header with segments
+    /// left, hop-by-hop options not first, a second fragment header, or too many of them.
+    Ipv6ExtensionHeader,
+    /// Neighbour discovery that a neighbour cannot have sent (hop limit not 255, as RFC 4861
+    /// requires, so that it was not routed from off the link), or router discovery and
+    /// redirects, which a load balancer does not take.
+    NeighborDiscoveryRefused,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 18;
+    pub const COUNT: usize = 21;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::TruncatedEthernet,
         DropReason::UnsupportedEthertype,
@@ -62,6 +72,9 @@ impl DropReason {
         DropReason::MartianSource,
         DropReason::TooBig,
         DropReason::PuntPoliced,
+        DropReason::MalformedIpv6,
+        DropReason::Ipv6ExtensionHeader,
+        DropReason::NeighborDiscoveryRefused,
     ];
 
     /// A stable snake_case name for metrics and `dsrlb ctl stats`.
@@ -85,6 +98,9 @@ impl DropReason {
             DropReason::MartianSource => "martian_source",
             DropReason::TooBig => "too_big",
             DropReason::PuntPoliced => "punt_policed",
+            DropReason::MalformedIpv6 => "malformed_ipv6",
+            DropReason::Ipv6ExtensionHeader => "ipv6_extension_header",
+            DropReason::NeighborDiscoveryRefused => "neighbor_discovery_refused",
         }
     }
 }

@@ -84,6 +84,8 @@ impl Parsed {
 pub enum Frame {
     Arp,
     Ipv4(Parsed),
+    /// IPv6: parsed apart (`parse6`), on its own path.
+    Ipv6,
 }
 
 /// What a frame is, without its headers (those go to `parse_into`'s `out`).
@@ -91,6 +93,8 @@ pub enum Frame {
 pub enum Kind {
     Arp,
     Ipv4,
+    /// IPv6, not parsed yet: `parse6` reads it on the IPv6 path.
+    Ipv6,
 }
 
 /// Parse a frame, writing the headers of an IPv4 packet straight into `out` (its contents mean
@@ -104,6 +108,7 @@ pub fn parse_into(frame: &[u8], out: &mut Parsed) -> Result<Kind, DropReason> {
     }
     match parse_any(frame)? {
         Frame::Arp => Ok(Kind::Arp),
+        Frame::Ipv6 => Ok(Kind::Ipv6),
         Frame::Ipv4(p) => {
             *out = p;
             Ok(Kind::Ipv4)
@@ -185,6 +190,7 @@ fn parse_any(frame: &[u8]) -> Result<Frame, DropReason> {
     match eth.ethertype() {
         wire::ETHERTYPE_IPV4 => {}
         wire::ETHERTYPE_ARP => return Ok(Frame::Arp),
+        wire::ETHERTYPE_IPV6 => return Ok(Frame::Ipv6),
         _ => return Err(DropReason::UnsupportedEthertype),
     }
     let l3 = eth.header_len();

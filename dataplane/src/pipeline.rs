@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::buf::{PacketBuf, PacketSink};
 use crate::counters::{Counters, DropReason};
-use crate::flow::{hash_addr, FlowId, FlowKey, FlowSlot, FlowTable};
+use crate::flow::{hash_addr, FlowId, FlowKey, FlowSlot, FlowTable, FlowTable6};
 use crate::io::BURST;
 use crate::parse::{parse_into, Fragment, Kind, Parsed};
 use crate::persist::{persisted_addr, PersistTable};
@@ -16,6 +16,8 @@ use crate::sched::{self, WrrState};
 use crate::snapshot::{Forward, PortRole, ServiceInfo, Snapshot};
 use crate::table::{self, Insert, MemoryAdvice, Millis};
 use crate::wire::{be16, ethernet, icmp, ip4, ipv4, l4};
+
+mod v6;
 
 /// What to do with a packet after the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +67,10 @@ impl Punt {
 
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerConfig {
-    /// Flows this worker can hold (the table rounds up to a power of two).
+    /// IPv4 flows this worker can hold (the table rounds up to a power of two).
     pub flow_capacity: usize,
+    /// IPv6 flows this worker can hold (a table of its own: its keys are four times as long).
+    pub flow6_capacity: usize,
     /// Persistence entries this worker can hold.
     pub persistence_capacity: usize,
     /// "Fragmentation needed" messages per second this worker may send, and the burst allowed.
@@ -90,6 +94,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             flow_capacity: 1 << 20,
+            flow6_capacity: 1 << 18,
             persistence_capacity: 1 << 16,
             frag_needed_per_sec: 1000,
             frag_needed_burst: 100,
@@ -131,6 +136,8 @@ struct State {
     last_service: LastService,
     flows: FlowTable,
     persist: PersistTable,
+    flows6: FlowTable6,
+    persist6: PersistTable<[u8; 16]>,
     wrr: Vec<WrrState>,
     counters: Counters,
     frag_needed: TokenBucket,
@@ -141,6 +148,7 @@ struct State {
     /// installed services' timeouts), and when the sweep last ran.
     max_sweep_period_ms: u32,
     sweep_per_ms: usize,
+    sweep6_per_ms: usize,
     last_sweep: Option<Millis>,
 }
 
@@ -160,6 +168,12 @@ impl Worker {
                 last_service: LastService::default(),
                 flows,
                 persist: PersistTable::new(cfg.persistence_capacity),
+                flows6: FlowTable6::with_memory_advice(
+                    cfg.flow6_capacity,
+                    snap.backend_id_bound(),
+                    cfg.memory_advice,
+                ),
+                persist6: PersistTable::new(cfg.persistence_capacity),
                 wrr: Vec::new(),
                 counters: Counters::default(),
                 frag_needed: TokenBucket::new(cfg.frag_needed_per_sec, cfg.frag_needed_burst),
@@ -167,6 +181,7 @@ impl Worker {
                 ip_id: 0,
                 max_sweep_period_ms: cfg.sweep_period_ms.max(1),
                 sweep_per_ms: 1,
+                sweep6_per_ms: 1,
                 last_sweep: None,
             },
             snap: snap.clone(),
@@ -182,6 +197,7 @@ impl Worker {
         self.st.wrr = snap.eligible.iter().map(|e| WrrState::new(e.len())).collect();
         self.st.last_service = LastService::default();
         self.st.flows.ensure_backends(snap.backend_id_bound());
+        self.st.flows6.ensure_backends(snap.backend_id_bound());
         self.st.counters.ensure_ids(snap.service_id_bound(), snap.backend_id_bound());
         // Sweeping a table of a million flows reads all of its memory; once a second it was a
         // visible share of the worker (docs/performance.md). A quarter of the shortest timeout
@@ -194,6 +210,7 @@ impl Worker {
         let max = self.st.max_sweep_period_ms;
         let period = shortest.map_or(max, |t| (t / 4).max(100).min(max));
         self.st.sweep_per_ms = self.st.flows.capacity().div_ceil(period as usize).max(1);
+        self.st.sweep6_per_ms = self.st.flows6.capacity().div_ceil(period as usize).max(1);
         std::mem::replace(&mut self.snap, snap)
     }
 
@@ -209,6 +226,10 @@ impl Worker {
         &self.st.flows
     }
 
+    pub fn flows6(&self) -> &FlowTable6 {
+        &self.st.flows6
+    }
+
     /// Background work between bursts: expiry paced by time, so its cost per packet falls as
     /// the packet rate rises. Does nothing until the clock has moved on.
     pub fn housekeeping(&mut self, now: Millis) {
@@ -222,6 +243,10 @@ impl Worker {
         self.st.counters.expired_by_sweep += n as u64;
         self.st.counters.embryonic_expired += embryonic as u64;
         self.st.persist.sweep(now, elapsed * (self.st.sweep_per_ms / 4 + 1));
+        let (n, embryonic) = self.st.flows6.sweep(now, elapsed * self.st.sweep6_per_ms);
+        self.st.counters.expired_by_sweep += n as u64;
+        self.st.counters.embryonic_expired += embryonic as u64;
+        self.st.persist6.sweep(now, elapsed * (self.st.sweep6_per_ms / 4 + 1));
     }
 
     /// Run a burst; `verdicts[i]` tells what to do with `pkts[i]`.
@@ -340,6 +365,8 @@ enum Class {
     Local,
     /// Inline: from the server side, not for us: route it toward the client-side gateway.
     RouteToClient(u16),
+    /// IPv6, for its own path.
+    Ipv6,
     Drop(DropReason),
 }
 
@@ -405,6 +432,7 @@ fn act_other<B: PacketBuf, S: PacketSink<B>>(
             punt(cx, st, kind)
         }
         Class::RouteToClient(client) => route_to_client(cx.snap, st, pkt, &d.p, client),
+        Class::Ipv6 => v6::run6(cx, st, pkt),
         Class::Drop(r) => Verdict::Drop(r),
     }
 }
@@ -431,6 +459,8 @@ fn classify<S>(cx: &BurstCx<'_, S>, last: &mut LastService, d: &PacketDesc, fram
         Ok(Kind::Arp) if ethernet::dst_is(frame, cx.port_mac) || ethernet::dst_is(frame, [0xff; 6]) => {
             return Class::Arp
         }
+        // IPv6 checks its destination MAC on its own path (neighbour discovery is multicast).
+        Ok(Kind::Ipv6) => return Class::Ipv6,
         Ok(_) => return Class::Drop(DropReason::NotOurMac),
         Err(r) => return Class::Drop(r),
     };
@@ -488,7 +518,7 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
     let id = d.key.id(s.id);
     let existing = st.flows.get_mut(&id, hash, now).map(|e| {
         if closing || e.flags & (table::FLAG_CLOSING | table::FLAG_EMBRYONIC) != 0 {
-            change_state(e, p, s, closing, idle, now);
+            change_state(&mut e.flags, &mut e.expires, p.tcp_flags, s, closing, idle, now);
         } else if (e.expires.wrapping_sub(now) as i32) < idle as i32 {
             // Refresh only when less than a whole timeout is left, and then a little beyond it:
             // a busy flow dirties its bucket once per idle/32 instead of once per packet (at a
@@ -529,25 +559,34 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
     send_to_backend(cx, st, pkt, p, s, f, backend)
 }
 
-/// A known flow that is closing, or has seen only a SYN, or is about to be either.
+/// A known flow that is closing, or has seen only a SYN, or is about to be either (its slot's
+/// flags and expiry, of either family's table).
 #[cold]
-fn change_state(e: &mut FlowSlot, p: &Parsed, s: &ServiceInfo, closing: bool, idle: u32, now: Millis) {
+fn change_state(
+    flags: &mut u8,
+    expires: &mut Millis,
+    tcp_flags: u8,
+    s: &ServiceInfo,
+    closing: bool,
+    idle: u32,
+    now: Millis,
+) {
     let closing_ms = s.closing_ms.min(idle);
-    if closing && e.flags & table::FLAG_CLOSING == 0 {
+    if closing && *flags & table::FLAG_CLOSING == 0 {
         // Once the client sent FIN or RST the flow stays on the short closing timeout.
-        e.flags = (e.flags | table::FLAG_CLOSING) & !table::FLAG_EMBRYONIC;
-        e.expires = now.wrapping_add(closing_ms);
+        *flags = (*flags | table::FLAG_CLOSING) & !table::FLAG_EMBRYONIC;
+        *expires = now.wrapping_add(closing_ms);
         return;
     }
-    if e.flags & table::FLAG_EMBRYONIC != 0 && p.tcp_flags & l4::TCP_SYN == 0 {
+    if *flags & table::FLAG_EMBRYONIC != 0 && tcp_flags & l4::TCP_SYN == 0 {
         // The handshake's last ACK: an established connection, on the idle timeout.
-        e.flags &= !table::FLAG_EMBRYONIC;
-        e.expires = now.wrapping_add(idle);
+        *flags &= !table::FLAG_EMBRYONIC;
+        *expires = now.wrapping_add(idle);
         return;
     }
-    let ttl = if e.flags & table::FLAG_CLOSING != 0 { closing_ms } else { s.syn_ms.min(idle) };
-    if (e.expires.wrapping_sub(now) as i32) < ttl as i32 {
-        e.expires = now.wrapping_add(ttl + ttl / 32);
+    let ttl = if *flags & table::FLAG_CLOSING != 0 { closing_ms } else { s.syn_ms.min(idle) };
+    if (expires.wrapping_sub(now) as i32) < ttl as i32 {
+        *expires = now.wrapping_add(ttl + ttl / 32);
     }
 }
 
@@ -656,7 +695,7 @@ fn send_to_backend<B: PacketBuf, S: PacketSink<B>>(
     f: &Forward,
     backend: u32,
 ) -> Verdict {
-    let len = pkt.data().len() as u64;
+    let len = pkt.len() as u64;
     let sc = &mut st.counters.services[s.id as usize];
     sc.packets += 1;
     sc.bytes += len;

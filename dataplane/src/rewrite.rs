@@ -59,7 +59,7 @@ pub fn to_backend<B: PacketBuf, S: PacketSink<B>>(
                 ident: *ident,
                 egress_port: f.port,
             };
-            encap_ipip(pkt, p, &prm, sink)
+            encap_ipip(pkt, p, &prm, f, sink)
         }
     }
 }
@@ -143,13 +143,20 @@ pub enum EncapResult {
 
 /// `ipip`: prepend an outer IPv4 header (src LB, dst server, protocol 4, TTL 64, TOS and DF from
 /// the inner header, fresh ID); Ethernet to the next hop. Oversized: DF set → `TooBig`; DF clear
-/// → the outer packet is fragmented, extra fragments go to `sink`.
+/// → the outer packet is fragmented, extra fragments go to `sink`. A backend with an IPv6
+/// address gets 4in6 instead. Out of line: inlined into the pipeline, its size cost every
+/// mode's path registers (docs/performance.md).
+#[inline(never)]
 pub fn encap_ipip<B: PacketBuf, S: PacketSink<B>>(
     pkt: &mut B,
     p: &Parsed,
     prm: &IpipParams,
+    f: &Forward,
     sink: &mut S,
 ) -> EncapResult {
+    if f.real_v6 {
+        return crate::rewrite6::encap_4in6(pkt, p, f);
+    }
     let inner_len = p.ip_len();
     let outer_len = inner_len + IPIP_OVERHEAD;
     if outer_len > prm.mtu && p.df {

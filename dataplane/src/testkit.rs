@@ -10,6 +10,8 @@ use crate::io::{MemIo, PacketIo};
 use crate::snapshot::*;
 use crate::{PacketBuf, PacketSink, Snapshot, VecPacket, Verdict, Worker, WorkerConfig};
 
+pub mod v6;
+
 pub const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 pub const LB_MAC2: [u8; 6] = [0x02, 0, 0, 0, 1, 0xfe];
 pub const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -287,23 +289,30 @@ impl PacketSink<VecPacket> for CountedSink {
     fn emit(&mut self, _: u16, _: VecPacket) {}
 }
 
-/// Every feature at once, on tiny tables: inline ports, every mode, each scheduler, source-IP
-/// persistence, an every-port service, a draining backend (the fuzzer's configuration).
+/// Every feature at once, on tiny tables: inline dual-stack ports, every mode in both
+/// families and 4in6, each scheduler, source-IP persistence, every-port services, a draining
+/// backend (the fuzzer's configuration).
 pub fn every_feature() -> Snapshot {
-    let port = |mac: u8, addr: [u8; 4], role| PortInfo {
+    use std::net::{IpAddr, Ipv6Addr};
+    let v6 = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last));
+    let port = |mac: u8, addr: [u8; 4], addr6: u16, role| PortInfo {
         mac: [2, 0, 0, 0, 0, mac],
-        addrs: vec![Ipv4Addr::from(addr).into()],
+        addrs: vec![Ipv4Addr::from(addr).into(), v6(addr6)],
         mtu: 1500,
         role,
         gateway_mac: Some([2, 0, 0, 0, 9, 9]),
         gateway6_mac: Some([2, 0, 0, 0, 9, 9]),
         peers: Vec::new(),
     };
-    let backends = |first: u32| -> Vec<BackendInfo> {
+    let backends = |first: u32, six: bool| -> Vec<BackendInfo> {
         (0..3)
             .map(|i| BackendInfo {
                 id: first + i,
-                real_ip: Ipv4Addr::new(10, 1, 0, 10 + i as u8).into(),
+                real_ip: if six {
+                    v6(0x110 + i as u16)
+                } else {
+                    Ipv4Addr::new(10, 1, 0, 10 + i as u8).into()
+                },
                 weight: 1 + i,
                 state: if i == 2 { BackendState::Draining } else { BackendState::Up },
                 port: 1,
@@ -311,9 +320,9 @@ pub fn every_feature() -> Snapshot {
             })
             .collect()
     };
-    let svc = |id: u16, vip: [u8; 4], proto, port, mode, scheduler, persistence| ServiceInfo {
+    let svc = |id: u16, vip: IpAddr, proto, port, mode, scheduler, persistence, six| ServiceInfo {
         id,
-        vip: Ipv4Addr::from(vip).into(),
+        vip,
         proto,
         port,
         mode,
@@ -323,18 +332,26 @@ pub fn every_feature() -> Snapshot {
         udp_idle_ms: 500,
         closing_ms: 100,
         syn_ms: 50,
-        backends: backends(id as u32 * 3),
+        backends: backends(id as u32 * 3, six),
         maglev_size: 251,
     };
+    let v4 = |a: [u8; 4]| IpAddr::V4(Ipv4Addr::from(a));
     let persist = Some(Persistence { by: PersistBy::SourceIp, timeout_ms: 1000 });
+    use ForwardMode::*;
+    use Scheduler::*;
     Snapshot::build(
         1,
-        vec![port(1, [10, 0, 0, 2], PortRole::Client), port(2, [10, 1, 0, 1], PortRole::Server)],
+        vec![port(1, [10, 0, 0, 2], 2, PortRole::Client), port(2, [10, 1, 0, 1], 0x101, PortRole::Server)],
         vec![
-            svc(0, [10, 0, 0, 100], 6, 80, ForwardMode::L2, Scheduler::Maglev, None),
-            svc(1, [10, 0, 0, 101], 6, 80, ForwardMode::Ipip, Scheduler::WeightedRoundRobin, None),
-            svc(2, [10, 0, 0, 102], 17, 0, ForwardMode::Dscp(7), Scheduler::LeastConnections, persist),
-            svc(3, [10, 0, 0, 102], 6, 443, ForwardMode::Dscp(7), Scheduler::SourceHash, None),
+            svc(0, v4([10, 0, 0, 100]), 6, 80, L2, Maglev, None, false),
+            svc(1, v4([10, 0, 0, 101]), 6, 80, Ipip, WeightedRoundRobin, None, false),
+            svc(2, v4([10, 0, 0, 102]), 17, 0, Dscp(7), LeastConnections, persist, false),
+            svc(3, v4([10, 0, 0, 102]), 6, 443, Dscp(7), SourceHash, None, false),
+            svc(4, v4([10, 0, 0, 103]), 6, 80, Ipip, Maglev, None, true),
+            svc(5, v6(0x64), 6, 80, L2, Maglev, None, true),
+            svc(6, v6(0x65), 6, 80, Ipip, WeightedRoundRobin, None, true),
+            svc(7, v6(0x66), 17, 0, Dscp(7), LeastConnections, persist, true),
+            svc(8, v6(0x66), 6, 443, Dscp(7), SourceHash, None, true),
         ],
     )
     .expect("snapshot")

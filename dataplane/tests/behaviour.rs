@@ -32,7 +32,8 @@ fn every_drop_reason_is_counted() {
         assert_eq!(w.counters().dropped(r), before + 1, "{r:?} counted");
     };
     expect(&mut w, vec![0u8; 10], DropReason::TruncatedEthernet);
-    expect(&mut w, eth(LB_MAC, ROUTER_MAC, 0x86dd, &[0x60; 40]), DropReason::UnsupportedEthertype);
+    expect(&mut w, eth(LB_MAC, ROUTER_MAC, 0x88cc, &[0x60; 40]), DropReason::UnsupportedEthertype);
+    expect(&mut w, eth(LB_MAC, ROUTER_MAC, 0x86dd, &[0x60; 40]), DropReason::MalformedIpv6);
     let mut bad = Ip::new(6, CLIENT, VIP_L2).bytes(&tcp_seg(CLIENT, VIP_L2, 1, 80, 2, b""));
     bad[0] = 0x55;
     expect(&mut w, eth(LB_MAC, ROUTER_MAC, 0x0800, &bad), DropReason::MalformedIpv4);

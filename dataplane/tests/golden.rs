@@ -148,6 +148,63 @@ fn cases() -> Vec<Golden> {
         valid_ip_at: &[14],
     });
 
+    // IPv6: l2 changes the MACs only; dscp the traffic class's DSCP (ECN and flow label kept)
+    // and the destination, with the TCP/UDP checksum as if computed afresh for the new one.
+    use dataplane::testkit::v6;
+    let input = v6::tcp(v6::CLIENT, v6::VIP, 40000, 80, 0x02, 5);
+    let mut output = input.clone();
+    output[0..6].copy_from_slice(&server_mac(1));
+    output[6..12].copy_from_slice(&LB_MAC);
+    v.push(Golden {
+        name: "ipv6 l2 tcp: MACs only",
+        snapshot: || v6::one_arm6(1500),
+        in_port: 0,
+        input,
+        verdict: Verdict::Tx(0),
+        output,
+        valid_ip_at: &[],
+    });
+    let dscp_out = |mut f: Vec<u8>| {
+        // Traffic class 0x28 (DSCP 10, ECN 0) becomes DSCP 7: 0x1c; the flow label's first
+        // nibble (1) stays.
+        f[0..6].copy_from_slice(&server_mac(3));
+        f[6..12].copy_from_slice(&LB_MAC);
+        f[14] = 0x61;
+        f[15] = 0xc1;
+        f
+    };
+    v.push(Golden {
+        name: "ipv6 dscp tcp: DSCP and destination, checksum as if afresh",
+        snapshot: || v6::one_arm6(1500),
+        in_port: 0,
+        input: v6::tcp(v6::CLIENT, v6::VIP_DSCP, 40000, 80, 0x18, 9),
+        verdict: Verdict::Tx(0),
+        output: dscp_out(v6::tcp(v6::CLIENT, v6::server_ip6(3), 40000, 80, 0x18, 9)),
+        valid_ip_at: &[],
+    });
+    v.push(Golden {
+        name: "ipv6 dscp udp: DSCP and destination, checksum as if afresh",
+        snapshot: || v6::one_arm6(1500),
+        in_port: 0,
+        input: v6::udp(v6::CLIENT, v6::VIP_DSCP, 5353, 53, 11),
+        verdict: Verdict::Tx(0),
+        output: dscp_out(v6::udp(v6::CLIENT, v6::server_ip6(3), 5353, 53, 11)),
+        valid_ip_at: &[],
+    });
+    v.push(Golden {
+        name: "ipv6 with a routing header that has segments left: dropped",
+        snapshot: || v6::one_arm6(1500),
+        in_port: 0,
+        input: {
+            let mut f = v6::with_extensions(&v6::tcp(v6::CLIENT, v6::VIP, 1, 80, 2, 0), &[43]);
+            f[57] = 1;
+            f
+        },
+        verdict: Verdict::Drop(DropReason::Ipv6ExtensionHeader),
+        output: Vec::new(),
+        valid_ip_at: &[],
+    });
+
     // Drops, each under its reason.
     v.push(Golden {
         name: "no service on that port",

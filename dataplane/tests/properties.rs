@@ -1,5 +1,6 @@
 //! Random, truncated and corrupted input never panics; whatever is dropped is counted.
 
+use dataplane::testkit::v6;
 use dataplane::testkit::*;
 
 use dataplane::Verdict;
@@ -79,6 +80,46 @@ proptest! {
         }
         f.truncate(cut.min(f.len()));
         let mut w = worker(one_arm());
+        let _ = run(&mut w, &f, 0, 0);
+        check_accounting(&w);
+    }
+
+    #[test]
+    fn ipv6_shaped_random_headers_never_panic(
+        tail in proptest::collection::vec(any::<u8>(), 0..200),
+        nh in prop_oneof![Just(0u8), Just(6), Just(17), Just(43), Just(44), Just(58), Just(60), any::<u8>()],
+        plen_delta in -8i32..8,
+        multicast in any::<bool>(),
+    ) {
+        let mut w = worker(dataplane::testkit::v6::one_arm6(1500));
+        let dst = if multicast { [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 0x64] } else { v6::VIP };
+        let mut f = v6::ip6(nh, v6::CLIENT, dst, &tail);
+        let plen = (tail.len() as i32 + plen_delta).clamp(0, 0xffff) as u16;
+        f[4..6].copy_from_slice(&plen.to_be_bytes());
+        let mac = if multicast { [0x33, 0x33, 0xff, 0, 0, 0x64] } else { LB_MAC };
+        let _ = run(&mut w, &eth(mac, ROUTER_MAC, 0x86dd, &f), 0, 0);
+        check_accounting(&w);
+    }
+
+    #[test]
+    fn truncated_and_corrupted_ipv6_packets_never_panic(which in 0usize..8, cut in 0usize..1600, at in 0usize..1600, byte in any::<u8>()) {
+        use dataplane::wire::l4;
+        let frames = [
+            v6::tcp(v6::CLIENT, v6::VIP, 40000, 80, l4::TCP_SYN, 10),
+            v6::tcp(v6::CLIENT, v6::VIP_IPIP, 40000, 80, l4::TCP_ACK, 1400),
+            v6::tcp(v6::CLIENT, v6::VIP_DSCP, 40000, 80, l4::TCP_ACK, 100),
+            v6::udp(v6::CLIENT, v6::VIP_DSCP, 1, 53, 30),
+            v6::fragment(&v6::udp(v6::CLIENT, v6::VIP_DSCP, 1, 53, 30), 0, true, 1),
+            v6::with_extensions(&v6::tcp(v6::CLIENT, v6::VIP, 1, 80, 2, 0), &[0, 60, 43]),
+            v6::echo_request(v6::CLIENT, v6::VIP),
+            v6::neighbor_solicit([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], ROUTER_MAC, v6::VIP),
+        ];
+        let mut f = frames[which % frames.len()].clone();
+        if at < f.len() {
+            f[at] = byte;
+        }
+        f.truncate(cut.min(f.len()));
+        let mut w = worker(dataplane::testkit::v6::one_arm6(1500));
         let _ = run(&mut w, &f, 0, 0);
         check_accounting(&w);
     }

@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
     static SNAPSHOT: std::sync::OnceLock<Arc<Snapshot>> = std::sync::OnceLock::new();
     let snap = SNAPSHOT.get_or_init(|| Arc::new(every_feature())).clone();
     let mut w =
-        Worker::new(WorkerConfig { flow_capacity: 16, persistence_capacity: 16, ..Default::default() }, snap);
+        Worker::new(
+        WorkerConfig { flow_capacity: 16, flow6_capacity: 16, persistence_capacity: 16, ..Default::default() },
+        snap,
+    );
     // Frames: [port byte][len byte][len bytes]..., with a clock that moves.
     let mut i = 0;
     let mut now = 0u32;
