@@ -46,7 +46,7 @@ fn main() {
         .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|mp_wait_lcore)")
         .allowlist_function("rte_(lcore_count|get_next_lcore|get_main_lcore|lcore_is_enabled|socket_id|lcore_to_socket_id|get_tsc_hz|strerror|delay_us_block)")
         .allowlist_function("rte_pktmbuf_pool_create|rte_mempool_free|rte_pktmbuf_free_bulk")
-        .allowlist_function("rte_eth_(dev_configure|dev_info_get|rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|dev_socket_id|dev_count_avail|dev_get_port_by_name|dev_get_name_by_port|macaddr_get|dev_default_mac_addr_set|dev_set_mtu|dev_get_mtu|promiscuous_enable|promiscuous_disable|promiscuous_get|stats_get|stats_reset|xstats_get|xstats_get_names|dev_is_valid_port|dev_rss_hash_update|dev_rss_reta_update)")
+        .allowlist_function("rte_eth_(dev_configure|dev_info_get|rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|dev_socket_id|dev_count_avail|dev_get_port_by_name|dev_get_name_by_port|macaddr_get|dev_default_mac_addr_set|dev_set_mtu|dev_get_mtu|promiscuous_enable|promiscuous_disable|promiscuous_get|allmulticast_enable|stats_get|stats_reset|xstats_get|xstats_get_names|dev_is_valid_port|dev_rss_hash_update|dev_rss_reta_update)")
         .allowlist_function("rte_vdev_(init|uninit)")
         .allowlist_type("rte_eth_conf|rte_eth_dev_info|rte_eth_rxconf|rte_eth_txconf|rte_eth_stats|rte_eth_xstat|rte_eth_xstat_name|rte_ether_addr|rte_mbuf|rte_mempool")
         .allowlist_var("RTE_MAX_LCORE|RTE_MAX_ETHPORTS|RTE_PKTMBUF_HEADROOM|RTE_MBUF_DEFAULT_BUF_SIZE|SOCKET_ID_ANY|RTE_ETH_XSTATS_NAME_SIZE")

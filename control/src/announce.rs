@@ -1,5 +1,5 @@
 //! Telling a routing daemon which VIPs this instance should receive (a fleet behind ECMP): a
-//! /32 route per VIP in a kernel table, on the exception interface of the VIPs' port. A daemon
+//! host route per VIP (/32, or /128 for IPv6) in a kernel table, on the exception interface of the VIPs' port. A daemon
 //! (BIRD here: docs/fleet.md) imports the table and announces what is in it. The routes are
 //! tied to the interface, and the interface to this process, so if dsrlb ends in any way the
 //! kernel drops them and the daemon withdraws the VIPs.
@@ -8,7 +8,7 @@
 //! which set it wants, and never waits for a command.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -17,26 +17,28 @@ use log::{info, warn};
 
 /// The routes of one interface in one table, kept as the control core wants them.
 pub struct Announcer {
-    wanted: Sender<BTreeSet<Ipv4Addr>>,
+    wanted: Sender<BTreeSet<IpAddr>>,
     /// The set last handed to the thread.
-    last: Option<BTreeSet<Ipv4Addr>>,
+    last: Option<BTreeSet<IpAddr>>,
     /// The routes in the kernel now (as the thread last set them).
-    installed: Arc<Mutex<BTreeSet<Ipv4Addr>>>,
+    installed: Arc<Mutex<BTreeSet<IpAddr>>>,
 }
 
 impl Announcer {
     /// Start with no route: whatever an earlier run left in `table` on `iface` goes.
     pub fn start(table: u32, iface: &str) -> std::io::Result<Announcer> {
         // Fails harmlessly when the table does not exist yet.
-        let _ = Command::new("ip")
-            .args(["-4", "route", "flush", "table", &table.to_string(), "dev", iface])
-            .output();
-        let (tx, rx) = bounded::<BTreeSet<Ipv4Addr>>(4);
+        for family in ["-4", "-6"] {
+            let _ = Command::new("ip")
+                .args([family, "route", "flush", "table", &table.to_string(), "dev", iface])
+                .output();
+        }
+        let (tx, rx) = bounded::<BTreeSet<IpAddr>>(4);
         let installed = Arc::new(Mutex::new(BTreeSet::new()));
         let shared = installed.clone();
         let iface = iface.to_string();
         std::thread::Builder::new().name("dsrlb-announce".into()).spawn(move || {
-            let mut now: BTreeSet<Ipv4Addr> = BTreeSet::new();
+            let mut now: BTreeSet<IpAddr> = BTreeSet::new();
             while let Ok(mut want) = rx.recv() {
                 // Only the newest wish matters.
                 while let Ok(w) = rx.try_recv() {
@@ -63,7 +65,7 @@ impl Announcer {
     }
 
     /// Want exactly these VIPs announced. Cheap when nothing changed.
-    pub fn want(&mut self, vips: BTreeSet<Ipv4Addr>) {
+    pub fn want(&mut self, vips: BTreeSet<IpAddr>) {
         if self.last.as_ref() == Some(&vips) {
             return;
         }
@@ -76,7 +78,7 @@ impl Announcer {
     }
 
     /// The VIPs whose routes are in the kernel now.
-    pub fn announced(&self) -> Vec<Ipv4Addr> {
+    pub fn announced(&self) -> Vec<IpAddr> {
         self.installed.lock().map(|s| s.iter().copied().collect()).unwrap_or_default()
     }
 
@@ -87,8 +89,10 @@ impl Announcer {
     }
 }
 
-fn route<'a>(op: &'a str, vip: Ipv4Addr, iface: &'a str, table: u32) -> Vec<String> {
-    ["-4", "route", op, &format!("{vip}/32"), "dev", iface, "table", &table.to_string(), "proto", "static"]
+fn route<'a>(op: &'a str, vip: IpAddr, iface: &'a str, table: u32) -> Vec<String> {
+    let (family, host) =
+        if vip.is_ipv6() { ("-6", format!("{vip}/128")) } else { ("-4", format!("{vip}/32")) };
+    [family, "route", op, &host, "dev", iface, "table", &table.to_string(), "proto", "static"]
         .iter()
         .map(|s| s.to_string())
         .collect()
@@ -111,11 +115,13 @@ fn ip<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
 }
 
 /// Give the exception interface `iface` the port's MAC and addresses and bring it up, as the
-/// kernel's view of this port: it answers no ARP itself (dsrlb does), and speaks no IPv6.
+/// kernel's view of this port: it answers no ARP or neighbour solicitation itself (dsrlb does;
+/// they never reach it), learns nothing from router advertisements, and speaks IPv6 only when
+/// the port has IPv6 addresses (BGP over IPv6).
 pub fn set_up_interface(
     iface: &str,
     mac: dataplane::wire::MacAddr,
-    addrs: &[dataplane::wire::Ipv4Cidr],
+    addrs: &[dataplane::wire::IpCidr],
 ) -> Result<(), String> {
     let run = |args: &[&str]| -> Result<(), String> {
         let o = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{}: {e}", args[0]))?;
@@ -126,11 +132,23 @@ pub fn set_up_interface(
     };
     let mac = mac.to_string();
     run(&["ip", "link", "set", "dev", iface, "address", &mac])?;
-    run(&["sysctl", "-qw", &format!("net.ipv6.conf.{iface}.disable_ipv6=1")])?;
+    let v6 = addrs.iter().any(|a| a.is_v6());
+    run(&["sysctl", "-qw", &format!("net.ipv6.conf.{iface}.disable_ipv6={}", u8::from(!v6))])?;
+    if v6 {
+        for (k, v) in
+            [("accept_ra", "0"), ("autoconf", "0"), ("dad_transmits", "0"), ("accept_redirects", "0")]
+        {
+            run(&["sysctl", "-qw", &format!("net.ipv6.conf.{iface}.{k}={v}")])?;
+        }
+    }
     run(&["sysctl", "-qw", &format!("net.ipv4.conf.{iface}.arp_ignore=8")])?;
     for a in addrs {
         let a = a.to_string();
-        run(&["ip", "addr", "replace", &a, "dev", iface])?;
+        if v6 && a.contains(':') {
+            run(&["ip", "-6", "addr", "replace", &a, "dev", iface, "nodad"])?;
+        } else {
+            run(&["ip", "addr", "replace", &a, "dev", iface])?;
+        }
     }
     run(&["ip", "link", "set", "dev", iface, "up"])
 }

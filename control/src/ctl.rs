@@ -3,7 +3,6 @@
 //! `reload` go to the control core. Tables for people are rendered from the typed rows.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -25,7 +24,7 @@ pub enum CtlCommand {
     /// Drain (or undrain) `backend` in the services named by `service` (`VIP` or `VIP:PORT`).
     Drain {
         service: String,
-        backend: Ipv4Addr,
+        backend: std::net::IpAddr,
         drain: bool,
     },
     /// Withdraw every VIP, forward while the routers move the traffic away, then stop.
@@ -160,7 +159,7 @@ fn answer(req: Request, view: &Mutex<View>, requests: &Sender<CtlRequest>) -> Re
         ("reload", []) => call(requests, CtlCommand::Reload),
         ("drain-instance", []) => call(requests, CtlCommand::DrainInstance),
         ("drain" | "undrain", [service, backend]) => {
-            let backend = backend.parse().map_err(|_| format!("{backend:?} is not an IPv4 address"))?;
+            let backend = backend.parse().map_err(|_| format!("{backend:?} is not an IP address"))?;
             call(requests, CtlCommand::Drain { service: service.clone(), backend, drain: req.cmd == "drain" })
         }
         (cmd, args) => Err(format!("unknown command or arguments: {cmd} {}", args.join(" "))),

@@ -1,16 +1,18 @@
-//! The neighbour (ARP) table: MACs of l2 backends and next-hop gateways, resolved by the control
-//! core through the dataplane ports, refreshed before they expire. An unresolved neighbour makes
+//! The neighbour table: MACs of l2 backends and next-hop gateways, resolved by the control core
+//! through the dataplane ports (ARP for IPv4, neighbour discovery for IPv6), refreshed before
+//! they expire. An unresolved neighbour makes
 //! its backends count as down (the seed: the MAC comes from the monitor bound to the service).
 //!
-//! ARP has no authentication, and every host on the segment can send it, so a MAC is taken only
-//! from a reply to a request of ours, sent by the host it names (its Ethernet source is its ARP
-//! sender), for a host address (unicast, not ours). A reply naming another MAC for a neighbour
+//! Neither ARP nor neighbour discovery has authentication, and every host on the segment can
+//! send them, so a MAC is taken only from a reply to a request of ours (an ARP reply, a
+//! solicited advertisement), sent by the host it names (its Ethernet source is the MAC it
+//! gives), for a host address (unicast, not ours). A reply naming another MAC for a neighbour
 //! that is still answering is not taken at once: the old MAC is asked directly, and the new one
 //! replaces it only if the old one stays silent (a replaced server), never while it answers
 //! (a second host claiming the address: a conflict, logged and counted).
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use dataplane::wire::{arp, MacAddr};
@@ -39,19 +41,21 @@ struct Suspect {
 /// A MAC learned or changed: the snapshot must be rebuilt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Resolved { port: u16, ip: Ipv4Addr, mac: MacAddr },
-    Changed { port: u16, ip: Ipv4Addr, old: MacAddr, new: MacAddr },
-    Expired { port: u16, ip: Ipv4Addr },
+    Resolved { port: u16, ip: IpAddr, mac: MacAddr },
+    Changed { port: u16, ip: IpAddr, old: MacAddr, new: MacAddr },
+    Expired { port: u16, ip: IpAddr },
 }
 
-/// An ARP packet as it arrived: on which port, from which Ethernet source.
+/// An ARP packet or neighbour advertisement as it arrived: on which port, from which Ethernet
+/// source. An advertisement is `OP_REPLY` when solicited, `OP_REQUEST` (taken as an
+/// announcement) when not; its target and target link-layer address are the sender's.
 #[derive(Debug, Clone, Copy)]
 pub struct Heard {
     pub port: u16,
     pub eth_src: MacAddr,
     pub operation: u16,
     pub sender_mac: MacAddr,
-    pub sender_ip: Ipv4Addr,
+    pub sender_ip: IpAddr,
 }
 
 /// What the table made of the ARP it heard, counted for the operator.
@@ -75,12 +79,12 @@ pub struct ArpCounters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ask {
     pub port: u16,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub unicast_to: Option<MacAddr>,
 }
 
 pub struct Neighbors {
-    entries: HashMap<(u16, Ipv4Addr), Entry>,
+    entries: HashMap<(u16, IpAddr), Entry>,
     refresh: Duration,
     expiry: Duration,
     /// Retry interval while a neighbour is unresolved; the time an old MAC has to answer.
@@ -107,7 +111,7 @@ impl Neighbors {
     }
 
     /// Set the neighbours to resolve; others are forgotten, known ones keep their MAC.
-    pub fn set_wanted(&mut self, wanted: impl IntoIterator<Item = (u16, Ipv4Addr)>) {
+    pub fn set_wanted(&mut self, wanted: impl IntoIterator<Item = (u16, IpAddr)>) {
         let mut next = HashMap::new();
         for k in wanted {
             let e = self.entries.remove(&k).unwrap_or_default();
@@ -121,14 +125,14 @@ impl Neighbors {
     }
 
     /// The MAC of a neighbour, if confirmed recently enough.
-    pub fn lookup(&self, port: u16, ip: Ipv4Addr, now: Instant) -> Option<MacAddr> {
+    pub fn lookup(&self, port: u16, ip: IpAddr, now: Instant) -> Option<MacAddr> {
         let e = self.entries.get(&(port, ip))?;
         e.mac.filter(|_| self.valid(e, now))
     }
 
     /// Take `mac` for a wanted neighbour without asking (a capture replayed, a test); whether
     /// it changed anything.
-    pub fn assume(&mut self, port: u16, ip: Ipv4Addr, mac: MacAddr, now: Instant) -> bool {
+    pub fn assume(&mut self, port: u16, ip: IpAddr, mac: MacAddr, now: Instant) -> bool {
         let Some(e) = self.entries.get_mut(&(port, ip)) else { return false };
         let changed = e.mac != Some(mac) || e.confirmed.is_none();
         (e.mac, e.confirmed, e.suspect) = (Some(mac), Some(now), None);
@@ -236,7 +240,7 @@ impl Neighbors {
     }
 
     /// (port, ip, mac if valid) of every neighbour, for ctl.
-    pub fn list(&self, now: Instant) -> Vec<(u16, Ipv4Addr, Option<MacAddr>)> {
+    pub fn list(&self, now: Instant) -> Vec<(u16, IpAddr, Option<MacAddr>)> {
         let mut v: Vec<_> = self.entries.keys().map(|&(p, ip)| (p, ip, self.lookup(p, ip, now))).collect();
         v.sort();
         v
@@ -247,7 +251,7 @@ impl Neighbors {
 mod tests {
     use super::*;
 
-    const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 11);
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 11));
     const M1: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
     const M2: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
 

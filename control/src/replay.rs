@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,8 +65,14 @@ impl std::fmt::Display for ReplaySummary {
 }
 
 /// The stand-in MAC of a next hop nothing resolved: `02:00` and its IPv4 address.
-pub fn stand_in_mac(ip: Ipv4Addr) -> MacAddr {
-    let o = ip.octets();
+pub fn stand_in_mac(ip: IpAddr) -> MacAddr {
+    let o = match ip {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
+    };
     MacAddr([0x02, 0x00, o[0], o[1], o[2], o[3]])
 }
 
@@ -117,6 +123,7 @@ pub fn replay(a: &ReplayArgs) -> Result<ReplaySummary, String> {
     let snap = rt.build_snapshot(start).map_err(|e| format!("snapshot: {e}"))?;
     let wcfg = WorkerConfig {
         flow_capacity: cfg.flow_table_size,
+        flow6_capacity: cfg.flow_table_size_ipv6,
         persistence_capacity: cfg.persistence_table_size,
         ..WorkerConfig::default()
     };
@@ -182,7 +189,7 @@ fn learn_arp(rt: &mut Runtime, port: u16, frame: &[u8], at: Instant) -> bool {
         return false;
     }
     let Ok(arp) = ArpPacket::new_checked(eth.payload()) else { return false };
-    rt.neigh.assume(port, Ipv4Addr::from(arp.sender_ip()), MacAddr(arp.sender_mac()), at)
+    rt.neigh.assume(port, Ipv4Addr::from(arp.sender_ip()).into(), MacAddr(arp.sender_mac()), at)
 }
 
 #[cfg(test)]

@@ -3,13 +3,13 @@
 //! MACs. From it the control core builds every snapshot it publishes to the workers.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
 use dataplane::snapshot::{
     self as snap, BackendInfo, BackendState, PortInfo, PortRole, ServiceInfo, Snapshot,
 };
-use dataplane::wire::{Ipv4Cidr, MacAddr};
+use dataplane::wire::{IpCidr, MacAddr};
 
 use crate::config::{BackendConfig, Config, ServiceConfig, ServiceKey};
 use crate::core::health::Health;
@@ -18,9 +18,9 @@ use crate::neigh::Neighbors;
 pub struct Runtime {
     pub cfg: Config,
     pub port_macs: Vec<MacAddr>,
-    pub subnets: Vec<Vec<Ipv4Cidr>>,
+    pub subnets: Vec<Vec<IpCidr>>,
     service_ids: HashMap<ServiceKey, u16>,
-    backend_ids: HashMap<(ServiceKey, Ipv4Addr), u32>,
+    backend_ids: HashMap<(ServiceKey, IpAddr), u32>,
     /// Backend id → (service position, backend position) in `cfg`: the control core looks
     /// backends up by id for every probe, and a search would make that O(backends).
     positions: HashMap<u32, (usize, usize)>,
@@ -43,7 +43,7 @@ pub struct BackendView {
     pub info: BackendInfo,
     /// Position of its service in the configuration (and in the snapshot).
     pub service: usize,
-    pub next_hop: Ipv4Addr,
+    pub next_hop: IpAddr,
     pub drained: bool,
     pub checked: bool,
     pub health: Health,
@@ -109,7 +109,7 @@ impl Runtime {
         self.service_ids[&s.key()]
     }
 
-    pub fn backend_id(&self, s: &ServiceConfig, ip: Ipv4Addr) -> u32 {
+    pub fn backend_id(&self, s: &ServiceConfig, ip: IpAddr) -> u32 {
         self.backend_ids[&(s.key(), ip)]
     }
 
@@ -122,8 +122,9 @@ impl Runtime {
     }
 
     /// The port toward `ip` and the next hop on it: the address itself when on a port's subnet,
-    /// else that port's gateway (the server-side port first, in inline mode).
-    pub fn route(&self, ip: Ipv4Addr) -> Option<(u16, Ipv4Addr)> {
+    /// else that port's gateway of the address's family (the server-side port first, in inline
+    /// mode).
+    pub fn route(&self, ip: IpAddr) -> Option<(u16, IpAddr)> {
         for (i, cs) in self.subnets.iter().enumerate() {
             if cs.iter().any(|c| c.contains(ip)) {
                 return Some((i as u16, ip));
@@ -131,38 +132,60 @@ impl Runtime {
         }
         let mut ports: Vec<usize> = (0..self.cfg.ports.len()).collect();
         ports.sort_by_key(|&i| self.cfg.ports[i].role != PortRole::Server);
-        ports.into_iter().find_map(|i| self.cfg.ports[i].gateway.map(|g| (i as u16, g)))
+        ports.into_iter().find_map(|i| self.gateway(i, ip.is_ipv6()).map(|g| (i as u16, g)))
     }
 
-    /// The LB's own source address on `port` (first configured).
-    pub fn lb_addr(&self, port: u16) -> Ipv4Addr {
-        self.subnets[port as usize][0].addr
+    /// Port `i`'s gateway of one family.
+    pub fn gateway(&self, i: usize, v6: bool) -> Option<IpAddr> {
+        let p = self.cfg.ports.get(i)?;
+        if v6 {
+            p.gateway6.map(IpAddr::V6)
+        } else {
+            p.gateway.map(IpAddr::V4)
+        }
+    }
+
+    /// The LB's own IPv4 source address on `port` (first configured; ARP's sender).
+    pub fn lb_addr(&self, port: u16) -> Option<Ipv4Addr> {
+        self.subnets.get(port as usize)?.iter().find_map(|c| match c {
+            IpCidr::V4(c) => Some(c.addr),
+            IpCidr::V6(_) => None,
+        })
+    }
+
+    /// The LB's own IPv6 source address on `port` (first configured; neighbour solicitations'
+    /// source).
+    pub fn lb_addr6(&self, port: u16) -> Option<Ipv6Addr> {
+        self.subnets.get(port as usize)?.iter().find_map(|c| match c {
+            IpCidr::V6(c) => Some(c.addr),
+            IpCidr::V4(_) => None,
+        })
     }
 
     /// Whether `ip` is one of the LB's own addresses (on any port).
-    pub fn is_lb_addr(&self, ip: Ipv4Addr) -> bool {
-        self.subnets.iter().flatten().any(|c| c.addr == ip)
+    pub fn is_lb_addr(&self, ip: IpAddr) -> bool {
+        self.subnets.iter().flatten().any(|c| c.addr() == ip)
     }
 
-    /// Whether `ip` is one of the LB's addresses on `port`.
     /// Whether `ip` is a routing peer of `port` (its exception interface's) and `mac` the MAC it
     /// resolved to.
-    pub fn is_peer(&self, port: u16, ip: Ipv4Addr, mac: MacAddr, now: Instant) -> bool {
+    pub fn is_peer(&self, port: u16, ip: IpAddr, mac: MacAddr, now: Instant) -> bool {
         let peers = self.cfg.ports.get(port as usize).and_then(|p| p.exception.as_ref()).map(|x| &x.peers);
         peers.is_some_and(|p| p.contains(&ip)) && self.neigh.lookup(port, ip, now) == Some(mac)
     }
 
-    pub fn is_lb_addr_on(&self, port: u16, ip: Ipv4Addr) -> bool {
-        self.subnets.get(port as usize).is_some_and(|cs| cs.iter().any(|c| c.addr == ip))
+    /// Whether `ip` is one of the LB's addresses on `port`.
+    pub fn is_lb_addr_on(&self, port: u16, ip: IpAddr) -> bool {
+        self.subnets.get(port as usize).is_some_and(|cs| cs.iter().any(|c| c.addr() == ip))
     }
 
-    pub fn is_vip(&self, ip: Ipv4Addr) -> bool {
+    pub fn is_vip(&self, ip: IpAddr) -> bool {
         self.cfg.services.iter().any(|s| s.vip == ip)
     }
 
     /// Every VIP once, in order.
-    pub fn vips(&self) -> Vec<Ipv4Addr> {
-        let mut v: Vec<Ipv4Addr> = self.cfg.services.iter().map(|s| s.vip).collect();
+    pub fn vips(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self.cfg.services.iter().map(|s| s.vip).collect();
         v.sort();
         v.dedup();
         v
@@ -177,8 +200,8 @@ impl Runtime {
             .collect()
     }
 
-    fn wanted_neighbors(&self) -> Vec<(u16, Ipv4Addr)> {
-        let mut w: Vec<(u16, Ipv4Addr)> = Vec::new();
+    fn wanted_neighbors(&self) -> Vec<(u16, IpAddr)> {
+        let mut w: Vec<(u16, IpAddr)> = Vec::new();
         for s in &self.cfg.services {
             for b in s.backends.iter().filter(|b| b.mac.is_none()) {
                 if let Some(r) = self.route(b.ip) {
@@ -189,9 +212,8 @@ impl Runtime {
         for (i, p) in self.cfg.ports.iter().enumerate() {
             // Inline: the client-side gateway, where server replies are routed.
             if p.role == PortRole::Client {
-                if let Some(g) = p.gateway {
-                    w.push((i as u16, g));
-                }
+                w.extend(self.gateway(i, false).map(|g| (i as u16, g)));
+                w.extend(self.gateway(i, true).map(|g| (i as u16, g)));
             }
             // Routing peers: their frames are told apart by address and MAC.
             for &a in p.exception.iter().flat_map(|x| &x.peers) {
@@ -227,7 +249,7 @@ impl Runtime {
                 v.push(BackendView {
                     info: BackendInfo {
                         id,
-                        real_ip: IpAddr::V4(b.ip),
+                        real_ip: b.ip,
                         weight: b.weight,
                         state,
                         port,
@@ -264,16 +286,22 @@ impl Runtime {
             .enumerate()
             .map(|(i, p)| PortInfo {
                 mac: self.port_macs[i].0,
-                addrs: self.subnets[i].iter().map(|c| IpAddr::V4(c.addr)).collect(),
-                gateway6_mac: None,
+                addrs: self.subnets[i].iter().map(|c| c.addr()).collect(),
+                gateway6_mac: self
+                    .gateway(i, true)
+                    .and_then(|g| self.neigh.lookup(i as u16, g, now))
+                    .map(|m| m.0),
                 mtu: p.mtu,
                 role: p.role,
-                gateway_mac: p.gateway.and_then(|g| self.neigh.lookup(i as u16, g, now)).map(|m| m.0),
+                gateway_mac: self
+                    .gateway(i, false)
+                    .and_then(|g| self.neigh.lookup(i as u16, g, now))
+                    .map(|m| m.0),
                 peers: p
                     .exception
                     .iter()
                     .flat_map(|x| &x.peers)
-                    .filter_map(|&a| self.neigh.lookup(i as u16, a, now).map(|m| (IpAddr::V4(a), m.0)))
+                    .filter_map(|&a| self.neigh.lookup(i as u16, a, now).map(|m| (a, m.0)))
                     .collect(),
             })
             .collect();
@@ -285,7 +313,7 @@ impl Runtime {
             .enumerate()
             .map(|(si, s)| ServiceInfo {
                 id: self.service_id(s),
-                vip: IpAddr::V4(s.vip),
+                vip: s.vip,
                 proto: s.protocol.number(),
                 port: s.port,
                 mode: s.mode,
@@ -399,7 +427,7 @@ mod order {
         let now = Instant::now();
         let mut rt = Runtime::new(cfg, vec![MacAddr([2, 0, 0, 0, 0, 0xfe])]);
         for b in 11..=20 {
-            rt.neigh.assume(0, Ipv4Addr::new(10, 0, 0, b), MacAddr([2, 0, 0, 0, 0, b]), now);
+            rt.neigh.assume(0, Ipv4Addr::new(10, 0, 0, b).into(), MacAddr([2, 0, 0, 0, 0, b]), now);
         }
         rt
     }

@@ -256,6 +256,7 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
     let mut jobs: Vec<LcoreJoin> = Vec::new();
     let wcfg = WorkerConfig {
         flow_capacity: cfg.flow_table_size,
+        flow6_capacity: cfg.flow_table_size_ipv6,
         persistence_capacity: cfg.persistence_table_size,
         memory_advice: Some(dpdk_bindings::advise_huge_pages),
         ..WorkerConfig::default()

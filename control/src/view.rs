@@ -4,10 +4,10 @@
 //! the control core holds.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use dataplane::snapshot::{BackendState, ForwardMode, PortRole, Scheduler};
-use dataplane::wire::{Ipv4Cidr, MacAddr};
+use dataplane::wire::{IpCidr, MacAddr};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Protocol;
@@ -38,7 +38,7 @@ pub struct Status {
     pub ports: Vec<PortRow>,
     pub neighbors: Vec<NeighborRow>,
     /// A fleet member: the VIPs it announces now (`None`: it answers ARP for them instead).
-    pub announced: Option<Vec<Ipv4Addr>>,
+    pub announced: Option<Vec<IpAddr>>,
     /// Withdrawn, forwarding until its drain time is out, then stopping.
     pub draining: bool,
     /// What must agree between instances (services, backends, weights, schedulers, Maglev
@@ -67,7 +67,7 @@ pub struct PortRow {
     pub device: String,
     pub role: PortRole,
     pub mac: MacAddr,
-    pub addresses: Vec<Ipv4Cidr>,
+    pub addresses: Vec<IpCidr>,
     pub mtu: u16,
     #[serde(flatten)]
     pub counters: PortCounters,
@@ -76,7 +76,7 @@ pub struct PortRow {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NeighborRow {
     pub port: u16,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub mac: Option<MacAddr>,
 }
 
@@ -85,7 +85,7 @@ pub struct ServiceRow {
     pub id: u16,
     /// `VIP:PORT/PROTO`
     pub name: String,
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub port: u16,
     pub protocol: Protocol,
     pub mode: ForwardMode,

@@ -182,6 +182,9 @@ impl Port {
         } else {
             // SAFETY: as above: some vdevs cannot filter; software then checks the MAC.
             unsafe { ffi::rte_eth_promiscuous_disable(id) };
+            // IPv6 neighbour discovery asks on multicast groups (solicited-node): a filtering
+            // NIC must let multicast in. SAFETY: started port; -ENOTSUP is harmless as above.
+            unsafe { ffi::rte_eth_allmulticast_enable(id) };
         }
 
         let name = port_name(id);

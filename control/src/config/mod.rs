@@ -8,12 +8,12 @@ mod locate;
 mod validate;
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dataplane::snapshot::{ForwardMode, PersistBy, PortRole, Scheduler};
-use dataplane::wire::{Ipv4Cidr, MacAddr};
+use dataplane::wire::{IpCidr, MacAddr};
 use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -23,9 +23,13 @@ pub struct Config {
     #[serde(default)]
     pub eal: Vec<String>,
     pub ports: Vec<PortConfig>,
-    /// Flows each worker can hold.
+    /// IPv4 flows each worker can hold.
     #[serde(default = "defaults::flow_table_size")]
     pub flow_table_size: usize,
+    /// IPv6 flows each worker can hold (a table of their own; 64 bytes of table per flow, as
+    /// for IPv4).
+    #[serde(default = "defaults::flow_table_size_ipv6")]
+    pub flow_table_size_ipv6: usize,
     /// Persistence entries each worker can hold.
     #[serde(default = "defaults::persistence_table_size")]
     pub persistence_table_size: usize,
@@ -77,7 +81,7 @@ pub struct ExceptionConfig {
     /// Routing peers (the routers): their traffic to the LB takes the priority lane, beside
     /// health-check answers, so no flood at the LB's address can starve BGP and BFD.
     #[serde(default)]
-    pub peers: Vec<Ipv4Addr>,
+    pub peers: Vec<IpAddr>,
 }
 
 impl ExceptionConfig {
@@ -109,13 +113,18 @@ pub struct PortConfig {
     /// `lan` (one-arm), or `client`/`server` (inline).
     #[serde(default = "defaults::role")]
     pub role: PortRole,
-    /// The LB's own addresses on this port, with prefix length (`10.0.0.2/24`).
-    pub addresses: Vec<Ipv4Cidr>,
+    /// The LB's own addresses on this port, with prefix length, of either family
+    /// (`10.0.0.2/24`, `2001:db8::2/64`).
+    pub addresses: Vec<IpCidr>,
     #[serde(default = "defaults::mtu")]
     pub mtu: u16,
-    /// Next hop for servers or clients not on this port's subnets.
+    /// IPv4 next hop for servers or clients not on this port's subnets.
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 next hop, the same for IPv6: on one of the port's IPv6 subnets, or link-local
+    /// (`fe80::1`), as routers' addresses often are.
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
     /// The port's MAC, if not the device's own.
     #[serde(default)]
     pub mac: Option<MacAddr>,
@@ -257,7 +266,9 @@ pub struct HealthCheckConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    pub ip: Ipv4Addr,
+    /// The server's real address: of the VIP's family, or IPv6 for an IPv4 VIP in `ipip`
+    /// (4in6).
+    pub ip: IpAddr,
     #[serde(default = "defaults::weight")]
     pub weight: u32,
     /// Keep existing flows, take no new ones.
@@ -272,7 +283,8 @@ pub struct BackendConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
-    pub vip: Ipv4Addr,
+    /// IPv4 or IPv6. A name serves one family; a dual-stack name is two services, one per VIP.
+    pub vip: IpAddr,
     /// 0: every port.
     #[serde(default)]
     pub port: u16,
@@ -302,7 +314,15 @@ pub struct ServiceConfig {
 }
 
 /// A service's identity across reloads: VIP, protocol and port.
-pub type ServiceKey = (Ipv4Addr, Protocol, u16);
+pub type ServiceKey = (IpAddr, Protocol, u16);
+
+/// An address as ctl and metrics show it beside a port: IPv6 in brackets.
+pub fn with_port(ip: IpAddr, port: &str) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
 
 impl ServiceConfig {
     pub fn key(&self) -> ServiceKey {
@@ -312,14 +332,16 @@ impl ServiceConfig {
     /// `VIP:PORT/PROTO` as tables and metrics show it (`*` for every port).
     pub fn name(&self) -> String {
         let p = if self.port == 0 { "*".to_string() } else { self.port.to_string() };
-        format!("{}:{p}/{}", self.vip, self.protocol.name())
+        format!("{}/{}", with_port(self.vip, &p), self.protocol.name())
     }
 
     /// Whether `ident` names this service: `VIP` or `VIP:PORT`.
     pub fn answers_to(&self, ident: &str) -> bool {
         // The name as ctl prints it (`VIP:PORT/PROTO`) names exactly this service.
-        ident == self.vip.to_string()
-            || ident == format!("{}:{}", self.vip, self.port)
+        // IPv6 in any textual form (`2001:db8::64` or `2001:DB8:0::64`), with or without brackets.
+        let vip_only = ident.trim_start_matches('[').trim_end_matches(']');
+        vip_only.parse::<IpAddr>().is_ok_and(|a| a == self.vip)
+            || ident == with_port(self.vip, &self.port.to_string())
             || ident == self.name()
     }
 
@@ -337,6 +359,9 @@ mod defaults {
     use super::*;
     pub fn flow_table_size() -> usize {
         1 << 20
+    }
+    pub fn flow_table_size_ipv6() -> usize {
+        1 << 18
     }
     pub fn persistence_table_size() -> usize {
         1 << 16
@@ -471,7 +496,7 @@ impl Config {
     }
 
     /// Which ports have which subnets, by index.
-    pub fn port_subnets(&self) -> Vec<Vec<Ipv4Cidr>> {
+    pub fn port_subnets(&self) -> Vec<Vec<IpCidr>> {
         self.ports.iter().map(|p| p.addresses.clone()).collect()
     }
 
@@ -760,6 +785,73 @@ mod tests {
         ] {
             assert_ne!(Config::parse(&changed).unwrap().digest(), d);
         }
+    }
+
+    const DUAL: &str = r#"#![enable(implicit_some)]
+(
+    ports: [(device: "net_tap0,iface=lb0", addresses: ["10.0.0.2/24", "2001:db8::2/64"],
+             gateway: "10.0.0.1", gateway6: "fe80::1")],
+    services: [
+        (vip: "2001:db8::64", port: 80, mode: l2, backends: [(ip: "2001:db8::11")]),
+        (vip: "2001:db8:0:0::65", port: 80, mode: ipip, backends: [(ip: "2001:db8:5::5")]),
+        (vip: "2001:db8::66", port: 80, mode: dscp(7), backends: [(ip: "2001:db8::11")]),
+        (vip: "10.0.0.103", port: 80, mode: ipip, backends: [(ip: "2001:db8::12")]),
+    ],
+)
+"#;
+
+    #[test]
+    fn ipv6_services_and_4in6_parse_and_are_named_in_brackets() {
+        let c = Config::parse(DUAL).unwrap();
+        assert_eq!(c.services[1].vip, "2001:db8::65".parse::<IpAddr>().unwrap(), "any textual form");
+        assert_eq!(c.services[0].name(), "[2001:db8::64]:80/tcp");
+        for ident in
+            ["2001:db8::64", "[2001:db8::64]", "2001:DB8:0::64", "[2001:db8::64]:80", "[2001:db8::64]:80/tcp"]
+        {
+            assert!(c.services[0].answers_to(ident), "{ident}");
+        }
+        assert!(!c.services[0].answers_to("2001:db8::65"));
+        assert_eq!(c.flow_table_size_ipv6, 1 << 18);
+    }
+
+    #[test]
+    fn families_are_checked_naming_the_field() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                r#"mode: l2, backends: [(ip: "2001:db8::11")]"#,
+                r#"mode: l2, backends: [(ip: "10.0.0.11")]"#,
+                "services[0].backends[0].ip",
+                "VIP's family",
+            ),
+            (
+                r#"mode: l2, backends: [(ip: "2001:db8::11")]"#,
+                r#"mode: l2, backends: [(ip: "2001:db8:7::11")]"#,
+                "services[0].backends[0].ip",
+                "outside every port's subnet",
+            ),
+            (r#"gateway6: "fe80::1""#, r#"gateway6: "2001:db8:9::1""#, "ports[0].gateway6", "link-local"),
+            (
+                r#"mode: dscp(7), backends: [(ip: "2001:db8::11")]"#,
+                r#"mode: dscp(7), backends: [(ip: "2001:db8::12")]), (vip: "10.0.0.104", mode: dscp(7), backends: [(ip: "2001:db8::13")]"#,
+                "services[3].backends[0].ip",
+                "4in6",
+            ),
+            (r#"vip: "2001:db8::64""#, r#"vip: "ff02::1""#, "services[0].vip", "unicast"),
+            (r#"vip: "2001:db8::64""#, r#"vip: "2001:db8::2""#, "services[0].vip", "LB address"),
+            (r#"gateway6: "fe80::1")"#, r#"gateway6: "fe80::1", mtu: 1000)"#, "ports[0].mtu", "1280"),
+            ("ports: [", "flow_table_size_ipv6: 10, ports: [", "flow_table_size_ipv6", "outside"),
+        ];
+        for (from, to, field, says) in cases {
+            assert!(DUAL.contains(from), "{from}");
+            let e = err(&DUAL.replacen(from, to, 1));
+            assert_eq!(&e.path, field, "{to}: {e}");
+            assert!(e.message.contains(says), "{to}: {e}");
+        }
+        // An IPv6 VIP on a port without IPv6.
+        let v4_only = DUAL.replace(r#", "2001:db8::2/64"]"#, "]").replace(r#", gateway6: "fe80::1""#, "");
+        let e = err(&v4_only);
+        assert_eq!(e.path, "services[0].vip", "{e}");
+        assert!(e.message.contains("IPv6 address on a port"), "{e}");
     }
 
     /// Values that once passed validation and then crashed or hung the appliance, and every

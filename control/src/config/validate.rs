@@ -2,7 +2,7 @@
 //! about and what is wrong, so `Config::parse` can point at the line and column.
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use dataplane::snapshot::{ForwardMode, PortRole};
 
@@ -28,6 +28,7 @@ pub fn validate(cfg: &Config) -> Result<(), Invalid> {
         in_range("mempool.data_room", m.data_room as u64, 256, u16::MAX as u64)?;
     }
     in_range("flow_table_size", cfg.flow_table_size as u64, 1024, MAX_FLOW_TABLE as u64)?;
+    in_range("flow_table_size_ipv6", cfg.flow_table_size_ipv6 as u64, 1024, MAX_FLOW_TABLE as u64)?;
     in_range(
         "persistence_table_size",
         cfg.persistence_table_size as u64,
@@ -48,21 +49,34 @@ pub fn validate(cfg: &Config) -> Result<(), Invalid> {
             format!("{checked} backends with health checks: at most {MAX_CHECKED_BACKENDS} (one probe in flight each)"),
         ));
     }
-    let lb_addrs: HashSet<Ipv4Addr> =
-        cfg.ports.iter().flat_map(|p| p.addresses.iter().map(|c| c.addr)).collect();
-    let mut keys: HashMap<(Ipv4Addr, Protocol, u16), usize> = HashMap::new();
+    let lb_addrs: HashSet<IpAddr> =
+        cfg.ports.iter().flat_map(|p| p.addresses.iter().map(|c| c.addr())).collect();
+    let mut keys: HashMap<(IpAddr, Protocol, u16), usize> = HashMap::new();
     // DSCP code → (VIP, service index) per real server: one code means one VIP to a server.
-    let mut dscp_use: HashMap<(Ipv4Addr, u8), (Ipv4Addr, usize)> = HashMap::new();
+    let mut dscp_use: HashMap<(IpAddr, u8), (IpAddr, usize)> = HashMap::new();
     for (i, s) in cfg.services.iter().enumerate() {
         let at = |f: &str| format!("services[{i}].{f}");
         if let Some(j) = keys.insert(s.key(), i) {
             return Err((
                 at("vip"),
-                format!("{}:{} {:?} is already defined by services[{j}]", s.vip, s.port, s.protocol),
+                format!(
+                    "{} {:?} is already defined by services[{j}]",
+                    super::with_port(s.vip, &s.port.to_string()),
+                    s.protocol
+                ),
             ));
         }
         if lb_addrs.contains(&s.vip) {
             return Err((at("vip"), format!("{} is an LB address, not a VIP", s.vip)));
+        }
+        if !unicast(s.vip) {
+            return Err((at("vip"), format!("{} is not a unicast address a client can reach", s.vip)));
+        }
+        if s.vip.is_ipv6() && !cfg.ports.iter().any(|p| p.addresses.iter().any(|c| c.is_v6())) {
+            return Err((
+                at("vip"),
+                "an IPv6 VIP needs an IPv6 address on a port (neighbour discovery, probes)".into(),
+            ));
         }
         service(cfg, i, s, &lb_addrs)?;
         if let ForwardMode::Dscp(code) = s.mode {
@@ -111,9 +125,30 @@ fn ports(cfg: &Config) -> Result<(), Invalid> {
             return Err((at("mtu"), format!("MTU {} outside 576..=9600", p.mtu)));
         }
         if let Some(gw) = p.gateway {
-            if !p.addresses.iter().any(|c| c.contains(gw)) {
+            if !p.addresses.iter().any(|c| c.contains(gw.into())) {
                 return Err((at("gateway"), format!("gateway {gw} is not on any of the port's subnets")));
             }
+        }
+        if let Some(gw) = p.gateway6 {
+            let link_local = dataplane::wire::ipv6::is_link_local(gw.octets());
+            if !link_local && !p.addresses.iter().any(|c| c.contains(gw.into())) {
+                return Err((
+                    at("gateway6"),
+                    format!("gateway {gw} is neither link-local nor on any of the port's IPv6 subnets"),
+                ));
+            }
+            if !p.addresses.iter().any(|c| c.is_v6()) {
+                return Err((at("gateway6"), "an IPv6 gateway needs an IPv6 address on the port".into()));
+            }
+        }
+        for (k, c) in p.addresses.iter().enumerate() {
+            let a = c.addr();
+            if !unicast(a) || (a.is_ipv6() && c.prefix() > 127) {
+                return Err((at(&format!("addresses[{k}]")), format!("{c}: not a unicast host address")));
+            }
+        }
+        if p.addresses.iter().any(|c| c.is_v6()) && p.mtu < dataplane::wire::ipv6::MIN_MTU {
+            return Err((at("mtu"), format!("MTU {} below IPv6's minimum of 1280", p.mtu)));
         }
         if let Some(x) = &p.exception {
             let vdev = x.device.starts_with("net_") || x.device.starts_with("virtio_user");
@@ -158,7 +193,12 @@ fn ports(cfg: &Config) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn service(cfg: &Config, i: usize, s: &ServiceConfig, lb_addrs: &HashSet<Ipv4Addr>) -> Result<(), Invalid> {
+/// A unicast address a host can have: not unspecified, loopback, multicast or broadcast.
+fn unicast(a: IpAddr) -> bool {
+    !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a == IpAddr::from([255, 255, 255, 255]))
+}
+
+fn service(cfg: &Config, i: usize, s: &ServiceConfig, lb_addrs: &HashSet<IpAddr>) -> Result<(), Invalid> {
     let at = |f: &str| format!("services[{i}].{f}");
     s.mode.check().map_err(|e| (at("mode"), e))?;
     dataplane::maglev::check_size(s.maglev_size).map_err(|e| (at("maglev_size"), e))?;
@@ -186,7 +226,27 @@ fn service(cfg: &Config, i: usize, s: &ServiceConfig, lb_addrs: &HashSet<Ipv4Add
         if lb_addrs.contains(&b.ip) {
             return Err((bat("ip"), format!("{} is an LB address", b.ip)));
         }
+        if !unicast(b.ip) {
+            return Err((bat("ip"), format!("{} is not a unicast address", b.ip)));
+        }
+        if !dataplane::snapshot::families_fit(s.vip, b.ip, s.mode) {
+            return Err((
+                bat("ip"),
+                format!(
+                    "{} for the {} VIP {}: a backend has the VIP's family, except an IPv6 backend of an \
+                     IPv4 VIP in ipip (4in6)",
+                    b.ip,
+                    if s.vip.is_ipv6() { "IPv6" } else { "IPv4" },
+                    s.vip
+                ),
+            ));
+        }
+        if b.ip.is_ipv6() && !cfg.ports.iter().any(|p| p.addresses.iter().any(|c| c.is_v6())) {
+            return Err((bat("ip"), "an IPv6 backend needs an IPv6 address on a port".into()));
+        }
         let on_link = cfg.ports.iter().any(|p| p.addresses.iter().any(|c| c.contains(b.ip)));
+        let has_gateway =
+            cfg.ports.iter().any(|p| if b.ip.is_ipv6() { p.gateway6.is_some() } else { p.gateway.is_some() });
         match s.mode {
             ForwardMode::L2 if !on_link => {
                 return Err((
@@ -197,12 +257,14 @@ fn service(cfg: &Config, i: usize, s: &ServiceConfig, lb_addrs: &HashSet<Ipv4Add
                     ),
                 ));
             }
-            ForwardMode::Ipip | ForwardMode::Dscp(_)
-                if !on_link && cfg.ports.iter().all(|p| p.gateway.is_none()) =>
-            {
+            ForwardMode::Ipip | ForwardMode::Dscp(_) if !on_link && !has_gateway => {
                 return Err((
                     bat("ip"),
-                    format!("{} is not on a port's subnet and no port has a gateway", b.ip),
+                    format!(
+                        "{} is not on a port's subnet and no port has a{} gateway",
+                        b.ip,
+                        if b.ip.is_ipv6() { "n IPv6 (gateway6)" } else { "n IPv4" }
+                    ),
                 ));
             }
             _ => {}

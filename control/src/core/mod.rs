@@ -10,11 +10,12 @@ pub mod exception;
 pub mod health;
 pub mod links;
 pub mod mem;
+pub mod nd;
 pub mod responder;
 pub mod view;
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use dataplane::snapshot::BackendState;
-use dataplane::wire::{ArpPacket, EthernetFrame, Ipv4Header, MacAddr, ETHERTYPE_ARP};
+use dataplane::wire::{ArpPacket, EthernetFrame, MacAddr, ETHERTYPE_ARP};
 use dataplane::Snapshot;
 use log::{error, info, warn};
 
@@ -31,6 +32,7 @@ use crate::config::{Config, HealthCheckConfig};
 use crate::ctl::{CtlCommand, CtlRequest};
 use crate::errors::ReloadError;
 use crate::neigh::Heard;
+use crate::probe::wire::{dst_of, ip6_of};
 use crate::probe::{wire::ip_of, Outcome, Prober, Reply, Target};
 use crate::runtime::Runtime;
 use crate::view::View;
@@ -212,7 +214,7 @@ impl<L: Links> ControlCore<L> {
     /// The VIPs this instance should receive: none while draining or before the start has
     /// settled (a joining instance announces once its checks have answered), else every VIP
     /// with a backend that takes new flows.
-    pub fn wanted_vips(&self, now: Instant) -> BTreeSet<Ipv4Addr> {
+    pub fn wanted_vips(&self, now: Instant) -> BTreeSet<IpAddr> {
         if self.draining.is_some() || !self.rt.settled(now) {
             return BTreeSet::new();
         }
@@ -224,10 +226,7 @@ impl<L: Links> ControlCore<L> {
                     .iter()
                     .any(|b| b.state == BackendState::Up && b.next_hop_mac.is_some() && b.weight > 0)
             })
-            .filter_map(|s| match s.vip {
-                std::net::IpAddr::V4(v) => Some(v),
-                std::net::IpAddr::V6(_) => None,
-            })
+            .map(|s| s.vip)
             .collect()
     }
 
@@ -332,7 +331,7 @@ impl<L: Links> ControlCore<L> {
                 eth_src: MacAddr(eth.src()),
                 operation: a.operation(),
                 sender_mac: MacAddr(a.sender_mac()),
-                sender_ip: Ipv4Addr::from(a.sender_ip()),
+                sender_ip: IpAddr::V4(Ipv4Addr::from(a.sender_ip())),
             };
             let conflicts = self.rt.neigh.counters.conflicts;
             if let Some(change) = self.rt.neigh.heard(&heard, now) {
@@ -353,33 +352,72 @@ impl<L: Links> ControlCore<L> {
             // router, for BGP): it gets the answers to them, and nothing else (dsrlb answers
             // every question; the kernel answers none: arp_ignore=8).
             if a.operation() == dataplane::wire::arp::OP_REPLY
-                && self.rt.is_lb_addr_on(port, Ipv4Addr::from(a.target_ip()))
+                && self.rt.is_lb_addr_on(port, Ipv4Addr::from(a.target_ip()).into())
             {
                 self.pass_to_kernel(port, frame);
             }
             return;
         }
-        if let Some(reply) = responder::echo_reply(&self.rt, port, frame) {
+        if let Some(m) = nd::parse(frame) {
+            self.handle_nd(port, frame, &m, now);
+            return;
+        }
+        let echo =
+            responder::echo_reply(&self.rt, port, frame).or_else(|| nd::echo_reply(&self.rt, port, frame));
+        if let Some(reply) = echo {
             self.counters.echo_replies += 1;
             self.send(port, &reply);
             return;
         }
-        let Some(ip) = ip_of(frame) else { return };
-        match self.prober.on_packet(ip, port, MacAddr(eth.src()), now) {
+        let reply = if let Some(ip) = ip_of(frame) {
+            self.prober.on_packet(ip, port, MacAddr(eth.src()), now)
+        } else if let Some(ip) = ip6_of(frame) {
+            self.prober.on_packet6(ip, port, MacAddr(eth.src()), now)
+        } else {
+            return;
+        };
+        match reply {
             Reply::Taken => self.counters.probe_replies += 1,
             Reply::Forged => self.counters.probe_replies_forged += 1,
             Reply::NotOurs => {
                 // For the LB's own address and not ours to answer (BGP, BFD, SSH): the kernel's.
-                let dst = Ipv4Header::new_checked(ip).map(|h| Ipv4Addr::from(h.dst()));
-                if dst.is_ok_and(|d| self.rt.is_lb_addr_on(port, d)) {
+                if dst_of(frame).is_some_and(|d| self.rt.is_lb_addr_on(port, d)) {
                     let src_mac = MacAddr(eth.src());
-                    if exception::admit(ip, |src| self.rt.is_peer(port, src.into(), src_mac, now)) {
+                    let ip = ip_of(frame).or_else(|| ip6_of(frame)).unwrap_or_default();
+                    if exception::admit(ip, |src| self.rt.is_peer(port, src, src_mac, now)) {
                         self.pass_to_kernel(port, frame);
                     } else {
                         self.counters.to_kernel_refused += 1;
                     }
                 }
             }
+        }
+    }
+
+    /// Neighbour discovery: advertisements to the neighbour table, solicitations for our
+    /// addresses answered; the kernel behind the exception interface gets the advertisements
+    /// for its own addresses (it resolves its next hops, as for ARP).
+    fn handle_nd(&mut self, port: u16, frame: &[u8], m: &nd::NdIn, now: Instant) {
+        if let Some(h) = nd::heard(port, m) {
+            let conflicts = self.rt.neigh.counters.conflicts;
+            if let Some(change) = self.rt.neigh.heard(&h, now) {
+                info!("neighbour: {change:?}");
+                self.dirty = true;
+            }
+            if self.rt.neigh.counters.conflicts > conflicts {
+                warn!(
+                    "neighbour {}: {} answered for it, but its MAC still answers: kept (ND conflict)",
+                    h.sender_ip, h.sender_mac
+                );
+            }
+            let dst = IpAddr::V6(m.dst.into());
+            if m.nd.flags & dataplane::wire::icmpv6::NA_SOLICITED != 0 && self.rt.is_lb_addr_on(port, dst) {
+                self.pass_to_kernel(port, frame);
+            }
+        }
+        if let Some(reply) = nd::advert(&self.rt, port, m) {
+            self.counters.arp_replies += 1;
+            self.send(port, &reply);
         }
     }
 
@@ -393,14 +431,18 @@ impl<L: Links> ControlCore<L> {
     /// VIPs of a fleet member: routes lead to them, not ARP).
     fn announce_vips(&mut self) {
         let mut out = Vec::new();
+        let announce = |mac: MacAddr, a: IpAddr| match a {
+            IpAddr::V4(a) => responder::gratuitous_arp(mac, a),
+            IpAddr::V6(a) => nd::unsolicited_advert(mac, a),
+        };
         for p in self.rt.vip_ports().into_iter().filter(|_| self.announcer.is_none()) {
             for v in self.rt.vips() {
-                out.push((p, responder::gratuitous_arp(self.rt.port_macs[p as usize], v)));
+                out.push((p, announce(self.rt.port_macs[p as usize], v)));
             }
         }
         for (i, cs) in self.rt.subnets.iter().enumerate() {
             for c in cs {
-                out.push((i as u16, responder::gratuitous_arp(self.rt.port_macs[i], c.addr)));
+                out.push((i as u16, announce(self.rt.port_macs[i], c.addr())));
             }
         }
         for (p, f) in out {
@@ -418,13 +460,17 @@ impl<L: Links> ControlCore<L> {
             self.dirty = true;
         }
         for a in ask {
-            let f = responder::arp_request(
-                self.rt.port_macs[a.port as usize],
-                self.rt.lb_addr(a.port),
-                a.ip,
-                a.unicast_to,
-            );
-            self.send(a.port, &f);
+            let mac = self.rt.port_macs[a.port as usize];
+            // Validation gives every port with a neighbour of a family an address of it.
+            let f = match a.ip {
+                IpAddr::V4(ip) => {
+                    self.rt.lb_addr(a.port).map(|me| responder::arp_request(mac, me, ip, a.unicast_to))
+                }
+                IpAddr::V6(ip) => self.rt.lb_addr6(a.port).map(|me| nd::solicit(mac, me, ip, a.unicast_to)),
+            };
+            if let Some(f) = f {
+                self.send(a.port, &f);
+            }
         }
         // Health checks due. Only those are looked at further: with thousands of backends,
         // building every probe target on every tick was most of the control core's work.
@@ -538,6 +584,7 @@ impl<L: Links> ControlCore<L> {
             ("ports", new.ports == old.ports),
             ("eal", new.eal == old.eal),
             ("flow_table_size", new.flow_table_size == old.flow_table_size),
+            ("flow_table_size_ipv6", new.flow_table_size_ipv6 == old.flow_table_size_ipv6),
             ("persistence_table_size", new.persistence_table_size == old.persistence_table_size),
             ("mempool", new.mempool == old.mempool),
             ("control_socket", new.control_socket == old.control_socket),
@@ -648,3 +695,5 @@ struct Scheduled {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests6;

@@ -80,8 +80,8 @@ pub fn arp_reply(rt: &Runtime, port: u16, vlan: Option<u16>, a: &ArpPacket<'_>) 
     }
     let target = Ipv4Addr::from(a.target_ip());
     let sender = Ipv4Addr::from(a.sender_ip());
-    let ours_here = rt.is_lb_addr_on(port, target);
-    let vip_here = rt.vip_ports().contains(&port) && rt.is_vip(target);
+    let ours_here = rt.is_lb_addr_on(port, target.into());
+    let vip_here = rt.vip_ports().contains(&port) && rt.is_vip(target.into());
     if !(ours_here || vip_here) || target == sender {
         return None;
     }
@@ -109,7 +109,10 @@ pub fn echo_reply(rt: &Runtime, port: u16, frame: &[u8]) -> Option<Vec<u8>> {
     }
     let ip = Ipv4Header::new_checked(eth.payload()).ok()?;
     let dst = Ipv4Addr::from(ip.dst());
-    if ip.protocol() != ipv4::PROTO_ICMP || ip.is_fragment() || !(rt.is_vip(dst) || rt.is_lb_addr(dst)) {
+    if ip.protocol() != ipv4::PROTO_ICMP
+        || ip.is_fragment()
+        || !(rt.is_vip(dst.into()) || rt.is_lb_addr(dst.into()))
+    {
         return None;
     }
     let msg = ip.payload();

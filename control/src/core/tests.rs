@@ -480,8 +480,8 @@ fn vips_are_announced_once_settled_with_a_backend_up_and_withdrawn_for_a_drain()
     assert!(cc.wanted_vips(t1).is_empty(), "still settling: 10.0.0.12 is not resolved yet");
     let later = t0 + Duration::from_secs(5);
     cc.poll(later);
-    let want: Vec<std::net::Ipv4Addr> = cc.wanted_vips(later).into_iter().collect();
-    assert_eq!(want, vec![std::net::Ipv4Addr::new(10, 20, 0, 100)]);
+    let want: Vec<std::net::IpAddr> = cc.wanted_vips(later).into_iter().collect();
+    assert_eq!(want, vec![std::net::IpAddr::from([10, 20, 0, 100])]);
     // Draining the only backend of a VIP withdraws it.
     cc.handle_ctl(crate::ctl::CtlCommand::Drain {
         service: "10.20.0.100:80/tcp".into(),

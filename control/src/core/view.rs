@@ -44,7 +44,7 @@ pub struct Inputs<'a> {
     pub ports: &'a [PortCounters],
     pub control: ControlCounters,
     /// The VIPs whose routes are in the kernel (a fleet member), or `None`.
-    pub announced: Option<Vec<std::net::Ipv4Addr>>,
+    pub announced: Option<Vec<std::net::IpAddr>>,
     pub draining: bool,
     pub digest: &'a str,
 }

@@ -9,18 +9,22 @@
 //!
 //! The wire form of every probe comes from the dataplane's own rewrite (`wire::onto_wire`).
 //! TCP and HTTP checks use smoltcp as the userspace TCP client. smoltcp lives in a private
-//! address space: it is 100.64.0.1 and each backend is a virtual address of its own; the
-//! adapter here moves packets between that space and the wire (LB address ↔ VIP).
+//! IPv4 address space: it is 100.64.0.1 and each backend is a virtual address of its own; the
+//! adapter here moves packets between that space and the wire (LB address ↔ VIP). For an IPv6
+//! VIP the adapter also translates the family (the TCP segment moves between an IPv4 header in
+//! smoltcp's space and an IPv6 header on the wire, its checksum recomputed for each), so one
+//! TCP client serves both families.
 
 mod device;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use dataplane::snapshot::{Forward, ForwardMode};
-use dataplane::wire::{icmp, ipv4, Ipv4Repr, MacAddr};
+use dataplane::wire::ipv6::{self, Ipv6Repr};
+use dataplane::wire::{icmp, icmpv6, ipv4, Ipv4Repr, MacAddr};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
@@ -38,7 +42,7 @@ const LAST_PORT: u16 = 60999;
 pub struct Target {
     pub backend: u32,
     pub check: Check,
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     /// Port probed (TCP/HTTP).
     pub port: u16,
     pub mode: ForwardMode,
@@ -49,9 +53,14 @@ pub struct Target {
 }
 
 impl Target {
-    /// The probe's source: the LB's address on the egress port.
-    fn lb_ip(&self) -> Ipv4Addr {
-        self.path.map(|f| Ipv4Addr::from(f.outer_src)).unwrap_or(Ipv4Addr::UNSPECIFIED)
+    /// The probe's source: the LB's address of the VIP's family on the egress port.
+    fn lb_ip(&self) -> IpAddr {
+        match (self.vip, self.path) {
+            (IpAddr::V4(_), Some(f)) => IpAddr::from(f.outer_src),
+            (IpAddr::V6(_), Some(f)) => IpAddr::from(f.outer_src6),
+            (IpAddr::V4(_), None) => IpAddr::from([0u8; 4]),
+            (IpAddr::V6(_), None) => IpAddr::from([0u8; 16]),
+        }
     }
 }
 
@@ -101,11 +110,11 @@ struct Inflight {
     started: Instant,
     kind: Kind,
     /// A reply came, but from this address instead of the VIP (e.g. a missing DSCP rule).
-    wrong_source: Option<Ipv4Addr>,
+    wrong_source: Option<IpAddr>,
 }
 
 /// A failure, saying so when the server did answer but not from the VIP.
-fn failure(wrong_source: Option<Ipv4Addr>, vip: Ipv4Addr, what: String) -> Outcome {
+fn failure(wrong_source: Option<IpAddr>, vip: IpAddr, what: String) -> Outcome {
     match wrong_source {
         Some(src) => Outcome::Fail(format!(
             "{what}; the server answered from {src}, not from the VIP {vip} (is its DSR set-up in place?)"
@@ -200,12 +209,17 @@ impl Prober {
                     return Some(Outcome::Fail("no free ICMP ident: too many probes in flight".into()));
                 };
                 let seq = self.rng.next() as u16;
-                let mut ip = vec![0u8; ipv4::MIN_HEADER_LEN];
-                Ipv4Repr::new(ipv4::PROTO_ICMP, t.lb_ip().octets(), t.vip.octets(), 0, 64).emit(&mut ip);
-                ip.extend_from_slice(&[icmp::ECHO_REQUEST, 0, 0, 0]);
-                ip.extend_from_slice(&ident.to_be_bytes());
-                ip.extend_from_slice(&seq.to_be_bytes());
-                ip.extend_from_slice(b"dsrlb health probe......");
+                let mut echo = vec![icmp::ECHO_REQUEST, 0, 0, 0];
+                echo.extend_from_slice(&ident.to_be_bytes());
+                echo.extend_from_slice(&seq.to_be_bytes());
+                echo.extend_from_slice(b"dsrlb health probe......");
+                let ip = match (t.lb_ip(), t.vip) {
+                    (IpAddr::V6(_), IpAddr::V6(_)) => {
+                        echo[0] = icmpv6::ECHO_REQUEST;
+                        ip_packet(ipv6::NH_ICMPV6, t.lb_ip(), t.vip, &echo)
+                    }
+                    _ => ip_packet(ipv4::PROTO_ICMP, t.lb_ip(), t.vip, &echo),
+                };
                 let Some(frame) = self.onto_wire(&t, ip) else {
                     return Some(Outcome::Fail("probe refused by the dataplane rewrite".into()));
                 };
@@ -269,28 +283,66 @@ impl Prober {
     /// An IP packet in wire addresses (LB → VIP), checksummed, framed and rewritten by the
     /// dataplane for the target's mode.
     fn onto_wire(&mut self, t: &Target, mut ip: Vec<u8>) -> Option<Vec<u8>> {
+        if t.vip.is_ipv6() {
+            wire::finish_ipv6(&mut ip);
+            return wire::onto_wire6(&ip, t.mode, t.path.as_ref()?);
+        }
         wire::finish_ipv4(&mut ip);
         wire::onto_wire(&ip, t.mode, t.path.as_ref()?, &mut self.ip_ident)
     }
 
-    /// A packet addressed to an LB address arrived (punted by a worker) on `port` from the
-    /// neighbour `eth_src`. Whether it was taken as a probe's reply: only from the VIP of the
-    /// probed service (its DSR set-up proven), on the port the probe left by, from the next hop
-    /// it went to, carrying the probe's ident and sequence (ICMP) or to its port and from the
-    /// probed one (TCP). Anything else changes nothing.
+    /// An IPv4 packet addressed to an LB address arrived (punted by a worker) on `port` from
+    /// the neighbour `eth_src`. Whether it was taken as a probe's reply: only from the VIP of
+    /// the probed service (its DSR set-up proven), on the port the probe left by, from the next
+    /// hop it went to, carrying the probe's ident and sequence (ICMP) or to its port and from
+    /// the probed one (TCP). Anything else changes nothing.
     pub fn on_packet(&mut self, ip: &[u8], port: u16, eth_src: MacAddr, now: Instant) -> Reply {
         let Ok(h) = dataplane::wire::Ipv4Header::new_checked(ip) else { return Reply::NotOurs };
+        if h.is_fragment() {
+            return Reply::NotOurs;
+        }
+        let echo = h.protocol() == ipv4::PROTO_ICMP && h.payload().first() == Some(&icmp::ECHO_REPLY);
+        let proto = if echo {
+            Proto::Echo
+        } else if h.protocol() == ipv4::PROTO_TCP {
+            Proto::Tcp
+        } else {
+            Proto::Other
+        };
+        self.on_reply(IpAddr::from(h.src()), proto, h.payload(), port, eth_src, now)
+    }
+
+    /// The same for an IPv6 packet (TCP or ICMPv6 right behind the fixed header, as a probe's
+    /// answer comes).
+    pub fn on_packet6(&mut self, ip: &[u8], port: u16, eth_src: MacAddr, now: Instant) -> Reply {
+        let Ok(h) = dataplane::wire::Ipv6Header::new_checked(ip) else { return Reply::NotOurs };
         let payload = h.payload();
-        let src = Ipv4Addr::from(h.src());
-        let (b, sport_ok) = match h.protocol() {
-            ipv4::PROTO_ICMP if payload.len() >= icmp::HEADER_LEN && payload[0] == icmp::ECHO_REPLY => {
+        let proto = match h.next_header() {
+            ipv6::NH_ICMPV6 if payload.first() == Some(&icmpv6::ECHO_REPLY) => Proto::Echo,
+            ipv6::NH_TCP => Proto::Tcp,
+            _ => Proto::Other,
+        };
+        self.on_reply(IpAddr::from(h.src()), proto, payload, port, eth_src, now)
+    }
+
+    fn on_reply(
+        &mut self,
+        src: IpAddr,
+        proto: Proto,
+        payload: &[u8],
+        port: u16,
+        eth_src: MacAddr,
+        now: Instant,
+    ) -> Reply {
+        let (b, sport_ok) = match proto {
+            Proto::Echo if payload.len() >= icmp::HEADER_LEN => {
                 let ident = u16::from_be_bytes([payload[4], payload[5]]);
                 let seq = u16::from_be_bytes([payload[6], payload[7]]);
                 let Some(&b) = self.by_icmp_ident.get(&ident) else { return Reply::NotOurs };
                 let ok = matches!(self.inflight.get(&b), Some(f) if matches!(f.kind, Kind::Icmp { seq: s, .. } if s == seq));
                 (b, ok)
             }
-            ipv4::PROTO_TCP if payload.len() >= dataplane::wire::l4::TCP_MIN_LEN => {
+            Proto::Tcp if payload.len() >= dataplane::wire::l4::TCP_MIN_LEN => {
                 let sport = u16::from_be_bytes([payload[0], payload[1]]);
                 let dport = u16::from_be_bytes([payload[2], payload[3]]);
                 let Some(&b) = self.by_local_port.get(&dport) else { return Reply::NotOurs };
@@ -300,7 +352,7 @@ impl Prober {
         };
         let Some(f) = self.inflight.get_mut(&b) else { return Reply::NotOurs };
         let from_path = f.target.path.is_some_and(|p| p.port == port && p.next_hop == eth_src.0);
-        if !sport_ok || !from_path {
+        if !sport_ok || !from_path || src.is_ipv6() != f.target.vip.is_ipv6() {
             return Reply::Forged;
         }
         if src != f.target.vip {
@@ -313,11 +365,10 @@ impl Prober {
             self.done.push((b, Outcome::Ok(rtt)));
             return Reply::Taken;
         }
-        // Into smoltcp's space: from the backend's virtual address to 100.64.0.1.
-        let mut p = ip[..h.total_len()].to_vec();
-        p[ipv4::field::TOS] &= 0x03; // DSCP marks are the wire's business, not smoltcp's
-        p[ipv4::field::SRC..ipv4::field::SRC + 4].copy_from_slice(&virtual_addr(b).octets());
-        p[ipv4::field::DST..ipv4::field::DST + 4].copy_from_slice(&LOCAL.octets());
+        // Into smoltcp's space, in IPv4 whatever the wire's family: from the backend's virtual
+        // address to 100.64.0.1, the segment's checksum recomputed for its new header.
+        let p = ip_packet(ipv4::PROTO_TCP, virtual_addr(b).into(), LOCAL.into(), payload);
+        let mut p = p;
         wire::finish_ipv4(&mut p);
         self.device.rx.push_back(p);
         Reply::Taken
@@ -352,7 +403,7 @@ impl Prober {
                             if s.may_send() && !*request_sent {
                                 let req = format!(
                                     "GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: dsrlb-health\r\nConnection: close\r\n\r\n",
-                                    f.target.vip
+                                    host(f.target.vip)
                                 );
                                 *request_sent =
                                     s.send_slice(req.as_bytes()).map(|n| n == req.len()).unwrap_or(false);
@@ -414,10 +465,10 @@ impl Prober {
         finished
     }
 
-    /// smoltcp's output, from the private space onto the wire.
+    /// smoltcp's output, from the private space onto the wire (in the VIP's family).
     fn flush(&mut self, out: &mut Out) {
         for mut p in std::mem::take(&mut self.device.tx) {
-            if p.len() < 20 {
+            if p.len() < ipv4::MIN_HEADER_LEN {
                 continue;
             }
             let d = ipv4::field::DST;
@@ -431,8 +482,19 @@ impl Prober {
             else {
                 continue;
             };
-            p[ipv4::field::SRC..ipv4::field::SRC + 4].copy_from_slice(&t.lb_ip().octets());
-            p[ipv4::field::DST..ipv4::field::DST + 4].copy_from_slice(&t.vip.octets());
+            let p = match (t.lb_ip(), t.vip) {
+                (IpAddr::V4(src), IpAddr::V4(vip)) => {
+                    p[ipv4::field::SRC..ipv4::field::SRC + 4].copy_from_slice(&src.octets());
+                    p[ipv4::field::DST..ipv4::field::DST + 4].copy_from_slice(&vip.octets());
+                    p
+                }
+                (src, vip) => {
+                    let ihl = ((p[0] & 0x0f) as usize) * 4;
+                    let total = u16::from_be_bytes([p[2], p[3]]) as usize;
+                    let Some(segment) = p.get(ihl..total.min(p.len())) else { continue };
+                    ip_packet(p[ipv4::field::PROTOCOL], src, vip, segment)
+                }
+            };
             if let (Some(path), Some(frame)) = (t.path, self.onto_wire(&t, p)) {
                 out.push((path.port, frame));
             }
@@ -443,6 +505,54 @@ impl Prober {
     pub fn remember(&mut self, t: &Target) {
         self.last_targets.insert(t.backend, t.clone());
     }
+}
+
+/// The VIP as an HTTP Host header names it (IPv6 in brackets).
+fn host(vip: IpAddr) -> String {
+    match vip {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
+
+/// What a reply to a probe carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    Echo,
+    Tcp,
+    Other,
+}
+
+/// An IP packet of `src`'s family (`proto` the protocol or next header) around `payload`, its
+/// lengths and checksums left to `finish_ipv4`/`finish_ipv6`.
+fn ip_packet(proto: u8, src: IpAddr, dst: IpAddr, payload: &[u8]) -> Vec<u8> {
+    let mut ip = match (src, dst) {
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let mut h = vec![0u8; ipv6::HEADER_LEN];
+            Ipv6Repr {
+                traffic_class: 0,
+                flow_label: 0,
+                payload_len: payload.len() as u16,
+                next_header: proto,
+                hop_limit: 64,
+                src: s.octets(),
+                dst: d.octets(),
+            }
+            .emit(&mut h);
+            h
+        }
+        (s, d) => {
+            let v4 = |a: IpAddr| match a {
+                IpAddr::V4(a) => a.octets(),
+                IpAddr::V6(_) => [0; 4],
+            };
+            let mut h = vec![0u8; ipv4::MIN_HEADER_LEN];
+            Ipv4Repr::new(proto, v4(s), v4(d), 0, 64).emit(&mut h);
+            h
+        }
+    };
+    ip.extend_from_slice(payload);
+    ip
 }
 
 /// The verdict of an HTTP probe from what has arrived so far.
@@ -496,7 +606,7 @@ mod randomness {
         Target {
             backend: 3,
             check,
-            vip: Ipv4Addr::new(10, 0, 0, 100),
+            vip: Ipv4Addr::new(10, 0, 0, 100).into(),
             port: 80,
             mode: ForwardMode::L2,
             path: Some(Forward {
