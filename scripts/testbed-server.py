@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A real server for the testbed: HTTP on port 80 and a UDP echo on port 5353.
+"""A real server for the testbed: HTTP on port 80 and a UDP echo on port 5353, in IPv4 and IPv6.
 
 HTTP answers with the server's name and the client address it saw, so tests can tell which
 backend served them and that the client address was preserved. Paths:
@@ -68,6 +68,15 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        # IPv6 only: IPv4 clients keep their own socket (and show as themselves, not ::ffff:).
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+
+
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 
 
@@ -91,5 +100,28 @@ def udp_echo():
             s.sendto(reply, addr)
 
 
+def udp_echo6():
+    # The same in IPv6: IPV6_RECVPKTINFO gives the address the datagram was sent to (the VIP),
+    # IPV6_PKTINFO sends the reply from it.
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+    s.bind(("::", 5353))
+    while True:
+        data, anc, _, addr = s.recvmsg(65535, socket.CMSG_SPACE(20))
+        cmsgs = []
+        for level, kind, value in anc:
+            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+                # struct in6_pktinfo { in6_addr addr; int ifindex; }: reply from addr
+                cmsgs = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, value[:16] + struct.pack("i", 0))]
+        s.sendmsg([NAME.encode() + b" " + data], cmsgs, 0, addr)
+
+
 threading.Thread(target=udp_echo, daemon=True).start()
+if BIND == "0.0.0.0" and socket.has_ipv6:
+    try:
+        threading.Thread(target=udp_echo6, daemon=True).start()
+        threading.Thread(target=Server6(("::", 80), Handler).serve_forever, daemon=True).start()
+    except OSError:
+        pass  # IPv6 off in this namespace
 Server((BIND, 80), Handler).serve_forever()

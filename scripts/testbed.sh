@@ -13,6 +13,10 @@
 #   router ("routed" servers for ipip and dscp).
 # inline: the LB has a client-side tap ("lbc0", 10.0.0.2 on the router's subnet) and a
 #   server-side tap ("lbs0", 10.1.0.1/24 on a second bridge); the servers' gateway is the LB.
+# Both are dual-stack, every IPv4 subnet with an IPv6 one beside it: fabric 2001:db8::/64
+#   (router ::1, LB ::2, servers ::11-13, x1 ::66), clients 2001:db8:100::/64 (::10-12), routed
+#   servers 2001:db8:50::/64, inline server side 2001:db8:1::/64 (LB ::1). No DAD (nodad): the
+#   addresses are usable at once.
 #
 # fleet: the router runs BIRD 2 and spreads the VIPs 10.20.0.100-102 over the instances that
 #   announce them (ECMP); instance N lives in namespace "$TB-lbN" with a veth "d0" on the fabric
@@ -47,13 +51,19 @@ mkns() {
   echo "$TB-$1" >>"$STATE/namespaces"
 }
 
-server() { # server NAME IP/PREFIX GATEWAY BRIDGE
+addr6() { ns "$1" ip -6 addr add "$3" dev "$2" nodad; } # addr6 NS DEV ADDR/PREFIX
+
+server() { # server NAME IP/PREFIX GATEWAY BRIDGE [IP6/PREFIX GATEWAY6]
   local name=$1 addr=$2 gw=$3 br=$4
   mkns "$name"
   link "$name" eth0 fab "v-$name"
   ns fab ip link set "v-$name" master "$br"
   ns "$name" ip addr add "$addr" dev eth0
   ns "$name" ip route add default via "$gw"
+  if [ -n "${5:-}" ]; then
+    addr6 "$name" eth0 "$5"
+    ns "$name" ip -6 route add default via "$6"
+  fi
   ns "$name" python3 "$HERE/testbed-server.py" "$name" >/dev/null 2>&1 &
   echo $! >>"$STATE/pids"
 }
@@ -120,38 +130,51 @@ up() {
   : >"$STATE/namespaces"; : >"$STATE/pids"
   if [ "$topo" = fleet ]; then up_fleet "${2:-3}"; return; fi
   mkns fab; mkns rt; mkns c1
-  ns fab ip link add br0 type bridge; ns fab ip link set br0 up
-  ns fab ip link add br1 type bridge; ns fab ip link set br1 up
+  # No MLD snooping: neighbour discovery's multicast reaches every port, as on a plain switch
+  # (with snooping and no querier on the segment, a bridge may keep solicitations from the LB).
+  ns fab ip link add br0 type bridge mcast_snooping 0; ns fab ip link set br0 up
+  ns fab ip link add br1 type bridge mcast_snooping 0; ns fab ip link set br1 up
   ns rt sysctl -qw net.ipv4.ip_forward=1
   ns rt sysctl -qw net.ipv4.conf.all.rp_filter=0
+  ns rt sysctl -qw net.ipv6.conf.all.forwarding=1
   # client side
   link rt cli0 c1 eth0
   ns rt ip addr add 198.51.100.1/24 dev cli0
-  ns c1 ip addr add 198.51.100.10/24 dev eth0
-  ns c1 ip addr add 198.51.100.11/24 dev eth0
-  ns c1 ip addr add 198.51.100.12/24 dev eth0
+  addr6 rt cli0 2001:db8:100::1/64
+  for a in 10 11 12; do
+    ns c1 ip addr add "198.51.100.$a/24" dev eth0
+    addr6 c1 eth0 "2001:db8:100::$a/64"
+  done
   ns c1 ip route add default via 198.51.100.1
+  ns c1 ip -6 route add default via 2001:db8:100::1
   # router on the fabric, and a routed server subnet behind it
   link rt fab0 fab rt-fab
   ns fab ip link set rt-fab master br0
   ns rt ip addr add 10.0.0.1/24 dev fab0
+  addr6 rt fab0 2001:db8::1/64
   link rt srv0 fab rt-srv
   ns fab ip link set rt-srv master br1
   ns rt ip addr add 192.168.50.1/24 dev srv0
+  addr6 rt srv0 2001:db8:50::1/64
   if [ "$topo" = inline ]; then
     # servers on their own segment behind the LB; the router reaches them (and VIPs) via the LB
-    ns fab ip link add br2 type bridge; ns fab ip link set br2 up
+    ns fab ip link add br2 type bridge mcast_snooping 0; ns fab ip link set br2 up
     ns rt ip route add 10.1.0.0/24 via 10.0.0.2
-    for i in $(seq 1 "$n"); do server "s$i" "10.1.0.1$i/24" 10.1.0.1 br2; done
+    ns rt ip -6 route add 2001:db8:1::/64 via 2001:db8::2
+    for i in $(seq 1 "$n"); do server "s$i" "10.1.0.1$i/24" 10.1.0.1 br2 "2001:db8:1::1$i/64" 2001:db8:1::1; done
   else
-    for i in $(seq 1 "$n"); do server "s$i" "10.0.0.1$i/24" 10.0.0.1 br0; done
-    for i in $(seq 1 2); do server "r$i" "192.168.50.1$i/24" 192.168.50.1 br1; done
+    for i in $(seq 1 "$n"); do server "s$i" "10.0.0.1$i/24" 10.0.0.1 br0 "2001:db8::1$i/64" 2001:db8::1; done
+    for i in $(seq 1 2); do
+      server "r$i" "192.168.50.1$i/24" 192.168.50.1 br1 "2001:db8:50::1$i/64" 2001:db8:50::1
+    done
     # x1: another host on the LB's segment, from which the tests send hostile traffic.
     mkns x1
     link x1 eth0 fab v-x1
     ns fab ip link set v-x1 master br0
     ns x1 ip addr add 10.0.0.66/24 dev eth0
     ns x1 ip route add default via 10.0.0.1
+    addr6 x1 eth0 2001:db8::66/64
+    ns x1 ip -6 route add default via 2001:db8::1
   fi
   # The bridges pass frames as a switch does: br_netfilter (on in every namespace here) would
   # drop malformed frames and trim trailers the tests send on purpose.
@@ -188,7 +211,7 @@ servers() {
   local topo; topo=$(cat "$STATE/topology")
   local tool="$HERE/dsrlb-server"
   if [ "$topo" = inline ]; then
-    for s in s1 s2 s3; do ns "$s" "$tool" setup l2 --vip 10.0.0.100 >/dev/null; done
+    for s in s1 s2 s3; do ns "$s" "$tool" setup l2 --vip 10.0.0.100 --vip 2001:db8::100 >/dev/null; done
     return
   fi
   if [ "$topo" = fleet ]; then   # docs/fleet/instance.ron
@@ -200,12 +223,14 @@ servers() {
     return
   fi
   for i in 1 2 3; do
-    ns "s$i" "$tool" setup l2 --vip 10.0.0.100 --vip 10.0.0.105 >/dev/null
-    ns "s$i" "$tool" setup ipip --vip 10.0.0.101 >/dev/null
+    ns "s$i" "$tool" setup l2 --vip 10.0.0.100 --vip 10.0.0.105 --vip 2001:db8::100 >/dev/null
+    # 10.0.0.106: an IPv4 VIP tunnelled to the servers' IPv6 addresses (4in6).
+    ns "s$i" "$tool" setup ipip --vip 10.0.0.101 --vip 2001:db8::101 --vip 10.0.0.106 >/dev/null
     ns "s$i" "$tool" setup dscp --vip 10.0.0.102 --code 7 --real "10.0.0.1$i" >/dev/null
+    ns "s$i" "$tool" setup dscp --vip 2001:db8::102 --code 7 --real "2001:db8::1$i" >/dev/null
   done
   for i in 1 2; do
-    ns "r$i" "$tool" setup ipip --vip 10.0.0.103 >/dev/null
+    ns "r$i" "$tool" setup ipip --vip 10.0.0.103 --vip 2001:db8::103 >/dev/null
     ns "r$i" "$tool" setup dscp --vip 10.0.0.104 --code 9 --real "192.168.50.1$i" >/dev/null
   done
 }

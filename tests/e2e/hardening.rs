@@ -20,6 +20,7 @@ pub const CASES: &[Case] = &[
     ("udp_flood_leaves_the_control_core_on_time", udp_flood_control_core_on_time),
     ("echo_flood_costs_no_health_check_and_no_request", echo_flood),
     ("arp_announcements_move_no_backend", arp_announcements),
+    ("ipv6_neighbour_advertisements_move_no_backend", nd_announcements),
     ("forged_answers_keep_no_dead_backend_up", forged_answers),
     ("oversized_frames_cost_only_themselves", oversized_frames),
     ("two_lbs_on_a_flooding_segment_forward_each_packet_once", two_lbs_flooding_segment),
@@ -211,6 +212,71 @@ fn arp_announcements(tb: &Testbed) {
     assert!(d("arp_unsolicited") + d("arp_rejected") > 0, "the announcements were seen");
 }
 
+/// IPv6's form of the above: x1 advertises a backend's address at its own MAC and at the
+/// broadcast MAC, unsolicited to all nodes and falsely "solicited" to the LB, for 3 s each.
+fn nd_announcements(tb: &Testbed) {
+    let neighbour = |tb: &Testbed| -> String {
+        let s = tb.ctl(&["status"]).unwrap();
+        s["neighbors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["ip"] == "2001:db8::11")
+            .map(|n| n["mac"].to_string())
+            .unwrap_or_default()
+    };
+    let mac_before = neighbour(tb);
+    assert!(mac_before.matches(':').count() == 5, "2001:db8::11 resolved before: {mac_before}");
+    let before = tb.stats();
+    for claim in [None, Some("ff:ff:ff:ff:ff:ff")] {
+        let mut args = vec![
+            "eth0",
+            LB_MAC,
+            "na",
+            "--src",
+            "2001:db8::11",
+            "--dst",
+            "2001:db8::2",
+            "--seconds",
+            "3",
+            "--pps",
+            "500",
+        ];
+        if let Some(m) = claim {
+            args.extend(["--mac", m]);
+        }
+        let f = flood("x1", &args);
+        let mut seen: HashMap<String, u32> = HashMap::new();
+        for i in 0..30 {
+            let src = crate::ipv6::CLIENTS6[i % 3];
+            let url = "http://[2001:db8::100]/";
+            let o = in_ns("c1", &["curl", "-s", "-g", "-m", "3", "--interface", src, url]);
+            let body = String::from_utf8_lossy(&o.stdout).to_string();
+            let server = body.split_whitespace().find_map(|w| w.strip_prefix("server=")).map(str::to_string);
+            *seen
+                .entry(server.unwrap_or_else(|| panic!("request during the advertisements: {body:?}")))
+                .or_default() += 1;
+        }
+        let rate = flood_result(f);
+        println!(
+            "  advertising 2001:db8::11 at {}: {rate}; 30 requests, split {seen:?}",
+            claim.unwrap_or("x1's MAC")
+        );
+        assert!(seen.contains_key("s1"), "s1 still served: {seen:?}");
+    }
+    let after = tb.stats();
+    let d = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
+    println!(
+        "  neighbour discovery: {} unsolicited, {} rejected, {} changes",
+        d("arp_unsolicited"),
+        d("arp_rejected"),
+        d("arp_changes")
+    );
+    assert_eq!(neighbour(tb), mac_before, "2001:db8::11's MAC unchanged");
+    assert_eq!(d("arp_changes"), 0);
+    assert!(d("arp_unsolicited") + d("arp_rejected") > 0, "the advertisements were seen");
+}
+
 /// A backend that is dead stays down while x1 forges its answers: echo replies from the VIP
 /// sweeping every ident (as itself and as the server), SYN-ACKs from the VIP to every probe
 /// port.
@@ -325,6 +391,7 @@ fn two_lbs_flooding_segment(tb: &Testbed) {
         .config_text()
         .replace("iface=lb0,mac=02:00:00:00:00:02", "iface=lb1,mac=02:00:00:00:00:03")
         .replace("\"10.0.0.2/24\"", "\"10.0.0.3/24\"")
+        .replace("\"2001:db8::2/64\"", "\"2001:db8::3/64\"")
         .replace("\"dsrlb-tb\"", "\"dsrlb-tb2\"")
         .replace("/run/dsrlb-tb.sock", "/run/dsrlb-tb2.sock")
         .replace("127.0.0.1:9180", "127.0.0.1:9181");

@@ -9,6 +9,7 @@ mod fleet;
 mod hardening;
 mod harness;
 mod inline;
+mod ipv6;
 mod one_arm;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

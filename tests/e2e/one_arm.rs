@@ -35,6 +35,11 @@ pub const CASES: &[Case] = &[
     ("drain_finishes_transfer_takes_no_new_connections", drain),
     ("reload_under_load_loses_nothing", reload_under_load),
     ("metrics_and_control_socket", metrics_and_control_socket),
+    ("ipv6_every_mode_serves_http_and_preserves_client_addresses", crate::ipv6::every_mode_serves_http6),
+    ("ipv6_udp_echo_every_mode_with_persistence", crate::ipv6::udp_every_mode6),
+    ("ipv6_neighbour_discovery_answered_for_vips_and_lb_only", crate::ipv6::neighbour_discovery6),
+    ("ipv6_ten_megabytes_each_way_every_mode_with_pmtu", crate::ipv6::large_transfers6),
+    ("ipv6_missing_dsr_setup_marked_down_no_blackhole", crate::ipv6::missing_dsr_setup6),
 ];
 
 fn metrics_and_control_socket(tb: &Testbed) {

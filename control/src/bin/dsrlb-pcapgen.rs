@@ -2,18 +2,20 @@
 //! protocol mix, with correct checksums. `net_pcap` with `infinite_rx=1` replays the file.
 //!
 //!     dsrlb-pcapgen --out F.pcap --flows 10000 --size 64 [--proto tcp|udp|mix] [--syn]
-//!                   [--vip 10.0.0.100] [--dport 80] [--shard K/N] [--dst-mac MAC]
+//!                   [--vip 10.0.0.100 | --vip 2001:db8::100] [--dport 80] [--shard K/N] [--dst-mac MAC]
+//!
+//! An IPv6 VIP makes IPv6 frames, from 2001:db8:ff::/64 (one address per 50 000 flows).
 //!
 //! `--shard K/N` writes only flows i with i mod N = K: N such files split the flows between N
 //! receive queues (one file per `rx_pcap=` of a multi-queue net_pcap port), each flow whole on
 //! one queue as RSS would keep it.
 
 use std::io::BufWriter;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use clap::Parser;
-use dataplane::testkit::{sized_tcp, sized_udp};
+use dataplane::testkit::{sized_tcp, sized_udp, v6};
 use dataplane::wire::MacAddr;
 use pcap_file::pcap::{PcapPacket, PcapWriter};
 
@@ -33,7 +35,7 @@ struct Args {
     #[arg(long)]
     syn: bool,
     #[arg(long, default_value = "10.0.0.100")]
-    vip: Ipv4Addr,
+    vip: IpAddr,
     #[arg(long, default_value_t = 80)]
     dport: u16,
     /// K/N: only flows i with i mod N = K.
@@ -64,10 +66,18 @@ fn frame(a: &Args, i: u32) -> Vec<u8> {
     let src = Ipv4Addr::from(0x0a80_0000u32 + i / 50_000).octets();
     let sport = 1024 + (i % 50_000) as u16;
     let size = a.size.max(64);
-    let mut f = if udp {
-        sized_udp(src, sport, a.vip.octets(), a.dport, size)
-    } else {
-        sized_tcp(src, sport, a.vip.octets(), a.dport, size, a.syn)
+    let mut f = match a.vip {
+        IpAddr::V4(vip) if udp => sized_udp(src, sport, vip.octets(), a.dport, size),
+        IpAddr::V4(vip) => sized_tcp(src, sport, vip.octets(), a.dport, size, a.syn),
+        IpAddr::V6(vip) => {
+            let mut src6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            src6[12..].copy_from_slice(&(i / 50_000).to_be_bytes());
+            if udp {
+                v6::sized_udp(src6, sport, vip.octets(), a.dport, size)
+            } else {
+                v6::sized_tcp(src6, sport, vip.octets(), a.dport, size, a.syn)
+            }
+        }
     };
     f[0..6].copy_from_slice(&a.dst_mac.0);
     f

@@ -249,3 +249,10 @@ pub fn bench_snapshot6(backends: u32) -> Snapshot {
         .collect();
     Snapshot::build(1, vec![port], services).expect("snapshot")
 }
+
+/// A `size`-byte UDP frame to `vip:dport`, with a checksum (as `super::sized_udp` for IPv6).
+pub fn sized_udp(src: [u8; 16], sport: u16, vip: [u8; 16], dport: u16, size: usize) -> Vec<u8> {
+    let header = 14 + 40 + 8;
+    let data = vec![0u8; size.max(header) - header];
+    eth(LB_MAC, ROUTER_MAC, 0x86dd, &ip6(17, src, vip, &udp_seg6(src, vip, sport, dport, &data)))
+}
