@@ -456,7 +456,14 @@ fn two_lbs_flooding_segment(tb: &Testbed) {
 /// what it holds per SYN timeout, while long downloads run and clients persist by source.
 fn syn_flood(tb: &Testbed) {
     let original = tb.config_text();
-    std::fs::write(&tb.config, original.replace("flow_table_size: 65536", "flow_table_size: 1024")).unwrap();
+    // The IPv4 services alone, as when this case's figures were first taken: the IPv6 ones
+    // double the HTTP checks each server answers, and with 4 000 spoofed SYNs/s at each server
+    // of this two-core machine their answers passed the 0.4 s timeout (backends flapped).
+    let v4_only = match (original.find("        // IPv6: the same modes"), original.rfind("    ],")) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &original[..a], &original[b..]),
+        _ => original.clone(),
+    };
+    std::fs::write(&tb.config, v4_only.replace("flow_table_size: 65536", "flow_table_size: 1024")).unwrap();
     tb.stop("-TERM", Duration::from_secs(10));
     tb.start(&[]);
     tb.wait_backends_settled(Duration::from_secs(30));

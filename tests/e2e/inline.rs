@@ -11,7 +11,10 @@ pub fn testbed() -> Testbed {
     Testbed::up("inline", &cfg)
 }
 
-pub const CASES: &[Case] = &[("inline_l2_http_udp_and_routed_replies", inline_l2)];
+pub const CASES: &[Case] = &[
+    ("inline_l2_http_udp_and_routed_replies", inline_l2),
+    ("ipv6_inline_l2_http_and_routed_replies", inline_l2_v6),
+];
 
 fn inline_l2(tb: &Testbed) {
     let mut seen: HashMap<String, u32> = HashMap::new();
@@ -29,6 +32,47 @@ fn inline_l2(tb: &Testbed) {
     tb.wait_for("server replies routed by the LB", std::time::Duration::from_secs(20), || routed() > 5000);
     println!(
         "  30 requests split {seen:?}; 10 MB download; {} server→client packets routed by the LB",
+        routed()
+    );
+}
+
+/// The same in IPv6: the servers' IPv6 gateway is the LB (2001:db8:1::1), which routes their
+/// replies to the client side's IPv6 gateway (hop limit − 1, new MACs).
+fn inline_l2_v6(tb: &Testbed) {
+    let before = tb.stats()["inline_routed"].as_u64().unwrap_or(0);
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    for i in 0..30 {
+        let src = crate::ipv6::CLIENTS6[i % 3];
+        let o = in_ns("c1", &["curl", "-s", "-g", "-m", "3", "--interface", src, "http://[2001:db8::100]/"]);
+        let body = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(body.contains(&format!("client={src}:")), "through the inline LB from {src}: {body:?}");
+        let server =
+            body.split_whitespace().find_map(|w| w.strip_prefix("server=")).unwrap_or("").to_string();
+        *seen.entry(server).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let d = in_ns_ok(
+        "c1",
+        &[
+            "curl",
+            "-s",
+            "-g",
+            "-m",
+            "60",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download} %{http_code}",
+            "http://[2001:db8::100]/bytes/10000000",
+        ],
+    );
+    assert_eq!(d, "10000000 200");
+    let routed = || tb.stats()["inline_routed"].as_u64().unwrap_or(0) - before;
+    tb.wait_for("IPv6 server replies routed by the LB", std::time::Duration::from_secs(20), || {
+        routed() > 5000
+    });
+    println!(
+        "  IPv6: 30 requests split {seen:?}; 10 MB download; {} server→client packets routed by the LB",
         routed()
     );
 }
