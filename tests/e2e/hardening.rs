@@ -156,16 +156,7 @@ fn echo_flood(tb: &Testbed) {
 /// x1 announces that a backend's address is at its own MAC, then at ff:ff:ff:ff:ff:ff, for 3 s
 /// each: the backend's traffic does not move.
 fn arp_announcements(tb: &Testbed) {
-    let neighbour = |tb: &Testbed| -> String {
-        let s = tb.ctl(&["status"]).unwrap();
-        s["neighbors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["ip"] == "10.0.0.11")
-            .map(|n| n["mac"].to_string())
-            .unwrap_or_default()
-    };
+    let neighbour = |tb: &Testbed| tb.neighbour_mac("10.0.0.11");
     let mac_before = neighbour(tb);
     let before = tb.stats();
     for claim in [None, Some("ff:ff:ff:ff:ff:ff")] {
@@ -215,16 +206,7 @@ fn arp_announcements(tb: &Testbed) {
 /// IPv6's form of the above: x1 advertises a backend's address at its own MAC and at the
 /// broadcast MAC, unsolicited to all nodes and falsely "solicited" to the LB, for 3 s each.
 fn nd_announcements(tb: &Testbed) {
-    let neighbour = |tb: &Testbed| -> String {
-        let s = tb.ctl(&["status"]).unwrap();
-        s["neighbors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["ip"] == "2001:db8::11")
-            .map(|n| n["mac"].to_string())
-            .unwrap_or_default()
-    };
+    let neighbour = |tb: &Testbed| tb.neighbour_mac("2001:db8::11");
     let mac_before = neighbour(tb);
     assert!(mac_before.matches(':').count() == 5, "2001:db8::11 resolved before: {mac_before}");
     let before = tb.stats();
@@ -248,14 +230,9 @@ fn nd_announcements(tb: &Testbed) {
         let f = flood("x1", &args);
         let mut seen: HashMap<String, u32> = HashMap::new();
         for i in 0..30 {
-            let src = crate::ipv6::CLIENTS6[i % 3];
-            let url = "http://[2001:db8::100]/";
-            let o = in_ns("c1", &["curl", "-s", "-g", "-m", "3", "--interface", src, url]);
-            let body = String::from_utf8_lossy(&o.stdout).to_string();
-            let server = body.split_whitespace().find_map(|w| w.strip_prefix("server=")).map(str::to_string);
-            *seen
-                .entry(server.unwrap_or_else(|| panic!("request during the advertisements: {body:?}")))
-                .or_default() += 1;
+            let (server, _) = get_any("2001:db8::100", crate::ipv6::CLIENTS6[i % 3])
+                .unwrap_or_else(|e| panic!("request during the advertisements: {e}"));
+            *seen.entry(server).or_default() += 1;
         }
         let rate = flood_result(f);
         println!(

@@ -177,6 +177,18 @@ impl Testbed {
             .unwrap_or_else(|| panic!("no backend {service} {ip}"))
     }
 
+    /// The MAC dsrlb holds for neighbour `ip` (as JSON text; empty if it has none).
+    pub fn neighbour_mac(&self, ip: &str) -> String {
+        let s = self.ctl(&["status"]).unwrap();
+        s["neighbors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["ip"] == ip)
+            .map(|n| n["mac"].to_string())
+            .unwrap_or_default()
+    }
+
     pub fn stats(&self) -> Value {
         self.ctl(&["stats"]).expect("ctl stats")
     }
@@ -275,13 +287,37 @@ pub fn kill_in_ns(ns: &str, pattern: &str) {
     }
 }
 
-/// Download `bytes` from `vip` (the servers' /bytes/N) in the client namespace; returns curl's
-/// "SIZE HTTP_CODE".
+/// An address as a URL's host: IPv6 in brackets.
+pub fn url_host(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    }
+}
+
+/// One HTTP GET of `/` from `src` to `vip`, of either family: the server that answered and the
+/// client address it saw (`client=ADDR:PORT`: the address is all before the last colon).
+pub fn get_any(vip: &str, src: &str) -> Result<(String, String), String> {
+    let url = format!("http://{}/", url_host(vip));
+    let o = in_ns("c1", &["curl", "-s", "-g", "-m", "3", "--interface", src, &url]);
+    let body = String::from_utf8_lossy(&o.stdout).to_string();
+    if !o.status.success() {
+        return Err(format!("curl {url} from {src}: exit {:?}", o.status.code()));
+    }
+    let word = |k: &str| body.split_whitespace().find_map(|w| w.strip_prefix(k)).map(str::to_string);
+    let server = word("server=").ok_or_else(|| format!("unexpected answer {body:?}"))?;
+    let client = word("client=").and_then(|c| c.rsplit_once(':').map(|(a, _)| a.to_string()));
+    Ok((server, client.ok_or_else(|| format!("unexpected answer {body:?}"))?))
+}
+
+/// Download `bytes` from `vip` (the servers' /bytes/N, either family) in the client namespace;
+/// returns curl's "SIZE HTTP_CODE".
 pub fn download(vip: &str, bytes: u64) -> String {
-    let url = format!("http://{vip}/bytes/{bytes}");
+    let url = format!("http://{}/bytes/{bytes}", url_host(vip));
     in_ns_ok(
         "c1",
-        &["curl", "-s", "-m", "60", "-o", "/dev/null", "-w", "%{size_download} %{http_code}", &url],
+        &["curl", "-s", "-g", "-m", "60", "-o", "/dev/null", "-w", "%{size_download} %{http_code}", &url],
     )
 }
 

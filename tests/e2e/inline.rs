@@ -43,29 +43,12 @@ fn inline_l2_v6(tb: &Testbed) {
     let mut seen: HashMap<String, u32> = HashMap::new();
     for i in 0..30 {
         let src = crate::ipv6::CLIENTS6[i % 3];
-        let o = in_ns("c1", &["curl", "-s", "-g", "-m", "3", "--interface", src, "http://[2001:db8::100]/"]);
-        let body = String::from_utf8_lossy(&o.stdout).to_string();
-        assert!(body.contains(&format!("client={src}:")), "through the inline LB from {src}: {body:?}");
-        let server =
-            body.split_whitespace().find_map(|w| w.strip_prefix("server=")).unwrap_or("").to_string();
+        let (server, client) = get_any("2001:db8::100", src).expect("through the inline LB");
+        assert_eq!(client, src);
         *seen.entry(server).or_default() += 1;
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
-    let d = in_ns_ok(
-        "c1",
-        &[
-            "curl",
-            "-s",
-            "-g",
-            "-m",
-            "60",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{size_download} %{http_code}",
-            "http://[2001:db8::100]/bytes/10000000",
-        ],
-    );
+    let d = download("2001:db8::100", 10_000_000);
     assert_eq!(d, "10000000 200");
     let routed = || tb.stats()["inline_routed"].as_u64().unwrap_or(0) - before;
     tb.wait_for("IPv6 server replies routed by the LB", std::time::Duration::from_secs(20), || {

@@ -19,37 +19,13 @@ const HTTP_SERVICES6: [(&str, &str, &[&str], bool); 5] = [
     ("10.0.0.106", "4in6", &["s1", "s2", "s3"], false),
 ];
 
-/// A URL host: IPv6 in brackets.
-fn host(vip: &str) -> String {
-    if vip.contains(':') {
-        format!("[{vip}]")
-    } else {
-        vip.to_string()
-    }
-}
-
-/// One HTTP GET from the client namespace from `src`: (server, client address it saw).
-fn get6(vip: &str, src: &str) -> Result<(String, String), String> {
-    let url = format!("http://{}/", host(vip));
-    let o = in_ns("c1", &["curl", "-s", "-g", "-m", "3", "--interface", src, &url]);
-    let body = String::from_utf8_lossy(&o.stdout).to_string();
-    if !o.status.success() {
-        return Err(format!("curl {url} from {src}: exit {:?}", o.status.code()));
-    }
-    let word = |k: &str| body.split_whitespace().find_map(|w| w.strip_prefix(k)).map(str::to_string);
-    let server = word("server=").ok_or_else(|| format!("unexpected answer {body:?}"))?;
-    // "client=ADDR:PORT": the address is everything before the last colon.
-    let client = word("client=").and_then(|c| c.rsplit_once(':').map(|(a, _)| a.to_string()));
-    Ok((server, client.ok_or_else(|| format!("unexpected answer {body:?}"))?))
-}
-
 pub fn every_mode_serves_http6(_: &Testbed) {
     for (vip, mode, servers, six) in HTTP_SERVICES6 {
         let clients: &[&str] = if six { &CLIENTS6 } else { &CLIENTS };
         let mut seen: HashMap<String, u32> = HashMap::new();
         for i in 0..30 {
             let src = clients[i % 3];
-            let (server, client) = get6(vip, src).unwrap_or_else(|e| panic!("{mode} {vip}: {e}"));
+            let (server, client) = get_any(vip, src).unwrap_or_else(|e| panic!("{mode} {vip}: {e}"));
             assert_eq!(client, src, "{mode}: the server saw the real client address");
             *seen.entry(server).or_default() += 1;
         }
@@ -96,22 +72,8 @@ pub fn large_transfers6(tb: &Testbed) {
     let before = tb.stats()["frag_needed_sent"].as_u64().unwrap_or(0);
     for (vip, mode, _, _) in HTTP_SERVICES6 {
         let t = Instant::now();
-        let url = |path: &str| format!("http://{}{path}", host(vip));
-        let d = in_ns_ok(
-            "c1",
-            &[
-                "curl",
-                "-s",
-                "-g",
-                "-m",
-                "60",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{size_download} %{http_code}",
-                &url("/bytes/10000000"),
-            ],
-        );
+        let url = |path: &str| format!("http://{}{path}", url_host(vip));
+        let d = download(vip, 10_000_000);
         assert_eq!(d, "10000000 200", "{mode}: download");
         let u = in_ns_ok(
             "c1",
@@ -215,7 +177,8 @@ pub fn missing_dsr_setup6(tb: &Testbed) {
     );
     for (vip, bad) in [("2001:db8::100", "s1"), ("2001:db8::102", "s3")] {
         for i in 0..15 {
-            let (server, _) = get6(vip, CLIENTS6[i % 3]).unwrap_or_else(|e| panic!("{vip}: blackholed: {e}"));
+            let (server, _) =
+                get_any(vip, CLIENTS6[i % 3]).unwrap_or_else(|e| panic!("{vip}: blackholed: {e}"));
             assert_ne!(server, bad, "{vip}: no request to {bad}");
         }
     }
