@@ -271,7 +271,11 @@ impl Worker {
             st.counters.rx_packets += pkts.len() as u64;
             for (pkt, d) in pkts.iter().zip(descs.iter_mut()) {
                 describe(pkt.data(), d);
-                st.flows.prefetch(d.hash);
+                if d.kind == Ok(Kind::Ipv6) {
+                    st.flows6.prefetch(d.hash);
+                } else {
+                    st.flows.prefetch(d.hash);
+                }
             }
             for (i, (pkt, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
                 *v = run(&mut cx, st, pkt, &descs[i]);
@@ -338,7 +342,11 @@ fn describe(data: &[u8], d: &mut PacketDesc) {
         Ok(Kind::Ipv4) => flow_key(&d.p),
         _ => FlowKey::ZERO,
     };
-    d.hash = d.key.hash();
+    d.hash = match d.kind {
+        // The IPv6 flow's hash, for its table's prefetch (the IPv6 path parses the rest).
+        Ok(Kind::Ipv6) => v6::peek_hash(data),
+        _ => d.key.hash(),
+    };
 }
 
 /// The flow a client→VIP packet belongs to: its 5-tuple, or its addresses only when it is a
@@ -432,7 +440,7 @@ fn act_other<B: PacketBuf, S: PacketSink<B>>(
             punt(cx, st, kind)
         }
         Class::RouteToClient(client) => route_to_client(cx.snap, st, pkt, &d.p, client),
-        Class::Ipv6 => v6::run6(cx, st, pkt),
+        Class::Ipv6 => v6::run6(cx, st, pkt, d.hash),
         Class::Drop(r) => Verdict::Drop(r),
     }
 }

@@ -224,3 +224,24 @@ fn unsafe_extension_headers_and_martians_are_dropped_by_reason() {
     let c = w.counters();
     assert_eq!(c.accounted(), c.rx_packets, "every packet counted once");
 }
+
+#[test]
+fn a_flow_is_found_again_whatever_its_shape() {
+    // The common shape's hash is taken in the first pass; other shapes (extension headers,
+    // a VLAN tag) hash in the IPv6 path: each must find its own flow again.
+    let mut w = worker(one_arm6(1500));
+    let plain = tcp(CLIENT, VIP, 40000, 80, l4::TCP_SYN, 0);
+    let with_ext = with_extensions(&tcp(CLIENT, VIP, 40001, 80, l4::TCP_SYN, 0), &[60]);
+    for f in [&plain, &with_ext] {
+        for k in 0..4 {
+            let mut f = f.clone();
+            if k > 0 {
+                let at = if f[20] == 6 { 54 } else { 62 };
+                f[at + 13] = l4::TCP_ACK;
+            }
+            assert_eq!(run(&mut w, &f, 0, k).0, Verdict::Tx(0));
+        }
+    }
+    assert_eq!(w.flows6().len(), 2, "one entry per flow, each found again");
+    assert_eq!(w.counters().midflow_without_state, 0);
+}

@@ -18,11 +18,13 @@ use crate::snapshot::{Forward, PortRole, ServiceInfo, Snapshot};
 use crate::table::{self, Insert, Millis};
 use crate::wire::{be16, ethernet, icmpv6, ipv6, l4};
 
-/// Run one IPv6 frame (counted as received by the caller).
+/// Run one IPv6 frame (counted as received by the caller); `peeked` is what `peek_hash` made
+/// of it in the first pass.
 pub(super) fn run6<B: PacketBuf, S: PacketSink<B>>(
     cx: &mut BurstCx<'_, S>,
     st: &mut State,
     pkt: &mut B,
+    peeked: u64,
 ) -> Verdict {
     let p = match parse6(pkt.data()) {
         Ok(p) => p,
@@ -52,7 +54,14 @@ pub(super) fn run6<B: PacketBuf, S: PacketSink<B>>(
             Fragment::Later => snap.fragment_service6(p.dst, p.proto),
         };
         if let Some(svc) = svc {
-            return forward6(cx, st, pkt, &p, svc);
+            // The common shape's hash was taken in the first pass: the same key, read at the
+            // same offsets.
+            let hash = if p.l4 == Some(PEEK_L4) && p.fragment == Fragment::Whole {
+                peeked
+            } else {
+                flow_key6(&p).hash()
+            };
+            return forward6(cx, st, pkt, &p, svc, hash);
         }
     }
     if let Some(t) = icmp_type.filter(|&t| is_nd(t)) {
@@ -80,6 +89,25 @@ pub(super) fn run6<B: PacketBuf, S: PacketSink<B>>(
         }
     }
     Verdict::Drop(DropReason::NotForUs)
+}
+
+/// Where the common shape's TCP/UDP header starts.
+const PEEK_L4: usize = crate::wire::ethernet::HEADER_LEN + ipv6::HEADER_LEN;
+
+/// The flow hash of an IPv6 frame of the common shape (untagged, TCP or UDP right behind the
+/// fixed header), read at fixed offsets for the first pass's prefetch; 0 for any other shape
+/// (its prefetch is then wasted, nothing else). `forward6` computes the same from the parse.
+#[inline(never)]
+pub(super) fn peek_hash(f: &[u8]) -> u64 {
+    const L3: usize = crate::wire::ethernet::HEADER_LEN;
+    const L4: usize = PEEK_L4;
+    let Some(h) = f.get(..L4 + 4) else { return 0 };
+    let proto = h[L3 + ipv6::field::NEXT_HEADER];
+    if be16(h, L3 - 2) != crate::wire::ETHERTYPE_IPV6 || (proto != ipv6::NH_TCP && proto != ipv6::NH_UDP) {
+        return 0;
+    }
+    let (src, dst) = (ipv6::ip16(h, L3 + ipv6::field::SRC), ipv6::ip16(h, L3 + ipv6::field::DST));
+    FlowKey6::new(proto, src, dst, be16(h, L4), be16(h, L4 + 2)).hash()
 }
 
 fn is_nd(icmp_type: u8) -> bool {
@@ -114,12 +142,11 @@ fn forward6<B: PacketBuf, S: PacketSink<B>>(
     pkt: &mut B,
     p: &Parsed6,
     svc: usize,
+    hash: u64,
 ) -> Verdict {
     let (snap, now) = (cx.snap, cx.now);
     let s = &snap.services[svc];
-    let key = flow_key6(p);
-    let hash = key.hash();
-    let id = key.id(s.id);
+    let id = flow_key6(p).id(s.id);
     let tcp = p.proto == ipv6::NH_TCP;
     let closing = tcp && p.tcp_flags & (l4::TCP_FIN | l4::TCP_RST) != 0;
     let idle = if tcp { s.tcp_idle_ms } else { s.udp_idle_ms };
