@@ -11,8 +11,11 @@ use control::core::mem::MemLinks;
 use control::core::ControlCore;
 use control::runtime::Runtime;
 use control::view::View;
+use dataplane::testkit::v6;
 use dataplane::testkit::{csum, eth, tcp_seg, Ip};
-use dataplane::wire::{EthernetFrame, Ipv4Header, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use dataplane::wire::{
+    icmpv6, EthernetFrame, Ipv4Header, Ipv6Header, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
+};
 use proptest::prelude::*;
 
 fn example() -> String {
@@ -67,12 +70,12 @@ proptest! {
     }
 
     /// Frames into a whole control core: corrupted and cut copies of the frames it handles
-    /// (ARP, echo, probe answers) and random bytes. It must not panic, and every frame it sends
-    /// must be ARP or IPv4 with a correct header checksum.
+    /// (ARP, neighbour discovery, echo, probe answers, in both families) and random bytes. It must not panic, and every frame it sends
+    /// must be ARP, IPv4 with a correct header checksum, or IPv6 (ICMPv6 with a correct checksum).
     #[test]
     fn frames_into_the_control_core(
         frames in proptest::collection::vec(
-            (0usize..6, proptest::collection::vec((0usize..80, any::<u8>()), 0..3), 0usize..30),
+            (0usize..9, proptest::collection::vec((0usize..80, any::<u8>()), 0..3), 0usize..30),
             1..40,
         ),
     ) {
@@ -102,10 +105,21 @@ proptest! {
                     let h = Ipv4Header::new_checked(e.payload()).expect("a whole IPv4 packet");
                     prop_assert_eq!(csum(&e.payload()[..h.header_len()]), 0, "header checksum");
                 }
+                ETHERTYPE_IPV6 => {
+                    let h = Ipv6Header::new_checked(e.payload()).expect("a whole IPv6 packet");
+                    if h.next_header() == 58 {
+                        prop_assert!(icmpv6::checksum_ok(h.payload(), h.src(), h.dst()), "ICMPv6 checksum");
+                    }
+                }
                 other => prop_assert!(false, "sent ethertype {:#x}", other),
             }
         }
     }
+}
+
+/// The testbed's IPv6 l2 VIP.
+fn vip6() -> [u8; 16] {
+    "2001:db8::100".parse::<std::net::Ipv6Addr>().unwrap().octets()
 }
 
 /// Frames the control core takes: ARP request for a VIP, ARP reply from a backend, echo to a
@@ -139,6 +153,18 @@ fn templates() -> Vec<Vec<u8>> {
         eth(lb, [2, 0, 0, 0, 0, 1], 0x0800, &Ip::new(1, [198, 51, 100, 7], [10, 0, 0, 100]).bytes(&icmp(8))),
         eth(lb, server, 0x0800, &Ip::new(6, [10, 0, 0, 100], [10, 0, 0, 2]).bytes(&syn_ack)),
         eth(lb, server, 0x0800, &Ip::new(1, [10, 0, 0, 100], [10, 0, 0, 2]).bytes(&icmp(0))),
+        // IPv6: a solicitation for a VIP, an echo request to it, a SYN-ACK from it to the LB.
+        v6::neighbor_solicit(
+            [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 1],
+            vip6(),
+        ),
+        v6::echo_request(v6::CLIENT, vip6()),
+        {
+            let lb6 = "2001:db8::2".parse::<std::net::Ipv6Addr>().unwrap().octets();
+            let seg = v6::tcp_seg6(vip6(), lb6, 80, 40000, 0x12, b"");
+            eth(lb, server, 0x86dd, &v6::ip6(6, vip6(), lb6, &seg))
+        },
         (0..64u8).map(|b| b.wrapping_mul(37)).collect(),
     ]
 }

@@ -1,6 +1,6 @@
 //! Fuzz the control core with the frames workers punt to it: arbitrary bytes as a sequence of
 //! frames (ARP, echo, probe answers and anything else) into a whole control core on in-memory
-//! links, with a moving clock. Nothing may panic; everything it sends is ARP or IPv4.
+//! links, with a moving clock. Nothing may panic; everything it sends is ARP, IPv4 or IPv6.
 #![no_main]
 
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use control::core::mem::MemLinks;
 use control::core::ControlCore;
 use control::runtime::Runtime;
 use control::view::View;
-use dataplane::wire::{EthernetFrame, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use dataplane::wire::{EthernetFrame, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use libfuzzer_sys::fuzz_target;
 
 const CONFIG: &str = include_str!("../../docs/examples/testbed-one-arm.ron");
@@ -40,6 +40,6 @@ fuzz_target!(|data: &[u8]| {
     }
     for (_, f) in &cc.links().sent {
         let e = EthernetFrame::new_checked(f).expect("an Ethernet frame");
-        assert!(matches!(e.ethertype(), ETHERTYPE_ARP | ETHERTYPE_IPV4));
+        assert!(matches!(e.ethertype(), ETHERTYPE_ARP | ETHERTYPE_IPV4 | ETHERTYPE_IPV6));
     }
 });
