@@ -109,6 +109,11 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, String> {
 pub struct Flows {
     pub flows: u64,
     pub capacity: u64,
+    /// Of which in the IPv6 tables.
+    #[serde(default)]
+    pub flows_ipv6: u64,
+    #[serde(default)]
+    pub capacity_ipv6: u64,
     pub services: Vec<FlowRow>,
     pub backends: Vec<FlowRow>,
 }
@@ -135,6 +140,8 @@ fn answer(req: Request, view: &Mutex<View>, requests: &Sender<CtlRequest>) -> Re
         ("flows", []) => Ok(value(&Flows {
             flows: v.stats.flows,
             capacity: v.stats.flow_capacity,
+            flows_ipv6: v.stats.flows_ipv6,
+            capacity_ipv6: v.stats.flow_capacity_ipv6,
             services: v
                 .services
                 .iter()
@@ -297,7 +304,15 @@ pub fn render(cmd: &str, data: &Value) -> Result<String, CtlError> {
         }
         "flows" => {
             let f: Flows = typed(data)?;
-            let mut out = format!("flow table: {} of {} entries\n\n", f.flows, f.capacity);
+            let mut out = format!(
+                "flow table: {} of {} entries (IPv4 {} of {}, IPv6 {} of {})\n\n",
+                f.flows,
+                f.capacity,
+                f.flows.saturating_sub(f.flows_ipv6),
+                f.capacity.saturating_sub(f.capacity_ipv6),
+                f.flows_ipv6,
+                f.capacity_ipv6
+            );
             let r: Vec<Vec<String>> = f
                 .backends
                 .iter()

@@ -125,6 +125,9 @@ pub fn render(v: &View) -> String {
         gauge(&mut reg, "flow_table_entries", "Flow-table entries in use and capacity, summed over workers");
     ft.get_or_create(&l(&[("kind", "used")])).set(v.stats.flows as i64);
     ft.get_or_create(&l(&[("kind", "capacity")])).set(v.stats.flow_capacity as i64);
+    let ft6 = gauge(&mut reg, "flow_table_ipv6_entries", "Of those, the IPv6 tables' entries and capacity");
+    ft6.get_or_create(&l(&[("kind", "used")])).set(v.stats.flows_ipv6 as i64);
+    ft6.get_or_create(&l(&[("kind", "capacity")])).set(v.stats.flow_capacity_ipv6 as i64);
     let ev = counter(&mut reg, "flow_table_events", "Flow-table events");
     ev.get_or_create(&l(&[("event", "stateless_fallback")])).inc_by(v.stats.stateless_fallbacks);
     ev.get_or_create(&l(&[("event", "midflow_without_state")])).inc_by(v.stats.midflow_without_state);

@@ -141,8 +141,14 @@ pub struct Stats {
     pub forwarded: u64,
     pub to_control: u64,
     pub drops: BTreeMap<String, u64>,
+    /// Both families' tables, summed over workers.
     pub flows: u64,
     pub flow_capacity: u64,
+    /// The IPv6 tables alone.
+    #[serde(default)]
+    pub flows_ipv6: u64,
+    #[serde(default)]
+    pub flow_capacity_ipv6: u64,
     pub stateless_fallbacks: u64,
     pub midflow_without_state: u64,
     pub embryonic_expired: u64,

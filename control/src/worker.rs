@@ -272,6 +272,7 @@ fn fill_stats(worker: &Worker, io: &DpdkIo, b: &mut WorkerStats) {
     }
     b.flows = flows.len() + flows6.len();
     b.flow_capacity = flows.capacity() + flows6.capacity();
+    (b.flows_ipv6, b.flow_capacity_ipv6) = (flows6.len(), flows6.capacity());
     b.epoch = worker.snapshot().epoch;
     b.tx_dropped = io.tx_dropped;
     b.punt_dropped = io.punt_dropped;

@@ -19,7 +19,7 @@ const HTTP_SERVICES6: [(&str, &str, &[&str], bool); 5] = [
     ("10.0.0.106", "4in6", &["s1", "s2", "s3"], false),
 ];
 
-pub fn every_mode_serves_http6(_: &Testbed) {
+pub fn every_mode_serves_http6(tb: &Testbed) {
     for (vip, mode, servers, six) in HTTP_SERVICES6 {
         let clients: &[&str] = if six { &CLIENTS6 } else { &CLIENTS };
         let mut seen: HashMap<String, u32> = HashMap::new();
@@ -34,6 +34,18 @@ pub fn every_mode_serves_http6(_: &Testbed) {
             assert!(seen.contains_key(*s), "{mode}: server {s} got no request: {seen:?}");
         }
     }
+    // The IPv6 connections are in the IPv6 tables (4in6's, IPv4 flows, in the IPv4 ones).
+    let by_family = || {
+        let s = tb.stats();
+        (s["flows_ipv6"].as_u64().unwrap_or(0), s["flows"].as_u64().unwrap_or(0))
+    };
+    // The view refreshes twice a second.
+    tb.wait_for("flows counted by family", Duration::from_secs(5), || {
+        let (v6, all) = by_family();
+        v6 >= 120 && all >= v6 + 30
+    });
+    let (v6, all) = by_family();
+    println!("  flow tables: {all} flows, {v6} of them IPv6");
 }
 
 pub fn udp_every_mode6(_: &Testbed) {

@@ -50,6 +50,7 @@ fn metrics_and_control_socket(tb: &Testbed) {
         "dsrlb_backend_up{service=\"10.0.0.102:80/tcp\",backend=\"10.0.0.11\"} 1",
         "dsrlb_drops_total{reason=\"no_service\"}",
         "dsrlb_flow_table_entries{kind=\"capacity\"}",
+        "dsrlb_flow_table_ipv6_entries{kind=\"used\"}",
         "dsrlb_backend_probe_latency_microseconds{",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}");

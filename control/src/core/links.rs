@@ -20,8 +20,12 @@ pub struct WorkerStats {
     pub counters: Counters,
     /// Live flows per backend id held by this worker.
     pub active: Vec<u32>,
+    /// Both families' tables together.
     pub flows: usize,
     pub flow_capacity: usize,
+    /// The IPv6 table alone.
+    pub flows_ipv6: usize,
+    pub flow_capacity_ipv6: usize,
     /// The snapshot epoch the worker runs.
     pub epoch: u64,
     pub tx_dropped: u64,

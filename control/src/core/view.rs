@@ -53,6 +53,7 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
     let mut total = Counters::default();
     let mut active: Vec<u64> = Vec::new();
     let (mut flows, mut cap, mut tx_dropped) = (0u64, 0u64, 0u64);
+    let (mut flows6, mut cap6) = (0u64, 0u64);
     let mut punt_dropped = [0u64; 3];
     for ws in i.workers {
         total.merge(&ws.counters);
@@ -64,6 +65,8 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
         }
         flows += ws.flows as u64;
         cap += ws.flow_capacity as u64;
+        flows6 += ws.flows_ipv6 as u64;
+        cap6 += ws.flow_capacity_ipv6 as u64;
         tx_dropped += ws.tx_dropped;
         for (a, b) in punt_dropped.iter_mut().zip(ws.punt_dropped) {
             *a += b;
@@ -152,6 +155,8 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
         drops: DropReason::ALL.iter().map(|r| (r.name().to_string(), total.dropped(*r))).collect(),
         flows,
         flow_capacity: cap,
+        flows_ipv6: flows6,
+        flow_capacity_ipv6: cap6,
         stateless_fallbacks: total.stateless_fallbacks,
         midflow_without_state: total.midflow_without_state,
         embryonic_expired: total.embryonic_expired,
