@@ -383,8 +383,7 @@ impl<L: Links> ControlCore<L> {
                 // For the LB's own address and not ours to answer (BGP, BFD, SSH): the kernel's.
                 if dst_of(frame).is_some_and(|d| self.rt.is_lb_addr_on(port, d)) {
                     let src_mac = MacAddr(eth.src());
-                    let ip = ip_of(frame).or_else(|| ip6_of(frame)).unwrap_or_default();
-                    if exception::admit(ip, |src| self.rt.is_peer(port, src, src_mac, now)) {
+                    if exception::admit(frame, |src| self.rt.is_peer(port, src, src_mac, now)) {
                         self.pass_to_kernel(port, frame);
                     } else {
                         self.counters.to_kernel_refused += 1;
