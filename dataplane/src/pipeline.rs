@@ -319,8 +319,8 @@ impl<'a, S> BurstCx<'a, S> {
 }
 
 /// What the first pass learns of a packet (Katran's `packet_description`): what it is, its
-/// headers, and the flow it would belong to with that flow's hash (both zero when it is not
-/// IPv4).
+/// headers, and the flow it would belong to with that flow's hash (the key zero when it is not
+/// IPv4; for IPv6 the hash is `v6::peek_hash`'s, for its own table's prefetch).
 #[derive(Clone, Copy)]
 struct PacketDesc {
     kind: Result<Kind, DropReason>,

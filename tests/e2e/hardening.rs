@@ -156,102 +156,73 @@ fn echo_flood(tb: &Testbed) {
 /// x1 announces that a backend's address is at its own MAC, then at ff:ff:ff:ff:ff:ff, for 3 s
 /// each: the backend's traffic does not move.
 fn arp_announcements(tb: &Testbed) {
-    let neighbour = |tb: &Testbed| tb.neighbour_mac("10.0.0.11");
-    let mac_before = neighbour(tb);
-    let before = tb.stats();
-    for claim in [None, Some("ff:ff:ff:ff:ff:ff")] {
-        let mut args = vec![
-            "eth0",
-            LB_MAC,
-            "garp",
-            "--src",
-            "10.0.0.11",
-            "--dst",
-            "10.0.0.2",
-            "--seconds",
-            "3",
-            "--pps",
-            "500",
-        ];
-        if let Some(m) = claim {
-            args.extend(["--mac", m]);
-        }
-        let f = flood("x1", &args);
-        let mut seen: HashMap<String, u32> = HashMap::new();
-        for i in 0..30 {
-            let a = get("10.0.0.100", "/", CLIENTS[i % 3])
-                .unwrap_or_else(|e| panic!("request during the announcements: {e}"));
-            *seen.entry(a.server).or_default() += 1;
-        }
-        let rate = flood_result(f);
-        println!(
-            "  announcing 10.0.0.11 at {}: {rate}; 30 requests, split {seen:?}",
-            claim.unwrap_or("x1's MAC")
-        );
-        assert!(seen.contains_key("s1"), "s1 still served: {seen:?}");
-    }
-    let after = tb.stats();
-    let d = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
-    println!(
-        "  ARP: {} unsolicited, {} rejected, {} changes",
-        d("arp_unsolicited"),
-        d("arp_rejected"),
-        d("arp_changes")
+    spoofed_announcements(
+        tb,
+        &Spoof { kind: "garp", backend: "10.0.0.11", lb: "10.0.0.2", vip: "10.0.0.100", clients: &CLIENTS },
     );
-    assert_eq!(neighbour(tb), mac_before, "10.0.0.11's MAC unchanged");
-    assert_eq!(d("arp_changes"), 0);
-    assert!(d("arp_unsolicited") + d("arp_rejected") > 0, "the announcements were seen");
 }
 
 /// IPv6's form of the above: x1 advertises a backend's address at its own MAC and at the
 /// broadcast MAC, unsolicited to all nodes and falsely "solicited" to the LB, for 3 s each.
 fn nd_announcements(tb: &Testbed) {
-    let neighbour = |tb: &Testbed| tb.neighbour_mac("2001:db8::11");
-    let mac_before = neighbour(tb);
-    assert!(mac_before.matches(':').count() == 5, "2001:db8::11 resolved before: {mac_before}");
+    let s = Spoof {
+        kind: "na",
+        backend: "2001:db8::11",
+        lb: "2001:db8::2",
+        vip: "2001:db8::100",
+        clients: &crate::ipv6::CLIENTS6,
+    };
+    spoofed_announcements(tb, &s);
+}
+
+/// What x1 claims, to whom, and the service whose requests must keep being answered.
+struct Spoof<'a> {
+    /// flood.py's kind: `garp` (ARP) or `na` (neighbour advertisements).
+    kind: &'a str,
+    /// The backend whose address x1 claims (served by s1).
+    backend: &'a str,
+    lb: &'a str,
+    vip: &'a str,
+    clients: &'a [&'a str],
+}
+
+fn spoofed_announcements(tb: &Testbed, s: &Spoof) {
+    let mac_before = tb.neighbour_mac(s.backend);
+    assert!(mac_before.matches(':').count() == 5, "{} resolved before: {mac_before}", s.backend);
     let before = tb.stats();
     for claim in [None, Some("ff:ff:ff:ff:ff:ff")] {
-        let mut args = vec![
-            "eth0",
-            LB_MAC,
-            "na",
-            "--src",
-            "2001:db8::11",
-            "--dst",
-            "2001:db8::2",
-            "--seconds",
-            "3",
-            "--pps",
-            "500",
-        ];
+        let mut args =
+            vec!["eth0", LB_MAC, s.kind, "--src", s.backend, "--dst", s.lb, "--seconds", "3", "--pps", "500"];
         if let Some(m) = claim {
             args.extend(["--mac", m]);
         }
         let f = flood("x1", &args);
         let mut seen: HashMap<String, u32> = HashMap::new();
         for i in 0..30 {
-            let (server, _) = get_any("2001:db8::100", crate::ipv6::CLIENTS6[i % 3])
-                .unwrap_or_else(|e| panic!("request during the advertisements: {e}"));
+            // Every request answered: one sent to x1 would fail.
+            let (server, _) = get_any(s.vip, s.clients[i % 3])
+                .unwrap_or_else(|e| panic!("request during the announcements: {e}"));
             *seen.entry(server).or_default() += 1;
         }
         let rate = flood_result(f);
         println!(
-            "  advertising 2001:db8::11 at {}: {rate}; 30 requests, split {seen:?}",
+            "  claiming {} at {}: {rate}; 30 requests, split {seen:?}",
+            s.backend,
             claim.unwrap_or("x1's MAC")
         );
-        // Every request was answered (one sent to x1 would have failed): the split is Maglev's.
     }
     let after = tb.stats();
     let d = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
     println!(
-        "  neighbour discovery: {} unsolicited, {} rejected, {} changes",
+        "  {}: {} unsolicited, {} rejected, {} changes",
+        s.kind,
         d("arp_unsolicited"),
         d("arp_rejected"),
         d("arp_changes")
     );
-    assert_eq!(neighbour(tb), mac_before, "2001:db8::11's MAC unchanged");
+    assert_eq!(tb.neighbour_mac(s.backend), mac_before, "{}'s MAC unchanged", s.backend);
     assert_eq!(d("arp_changes"), 0);
-    assert!(d("arp_unsolicited") + d("arp_rejected") > 0, "the advertisements were seen");
+    assert!(d("arp_unsolicited") + d("arp_rejected") > 0, "the announcements were seen");
 }
 
 /// A backend that is dead stays down while x1 forges its answers: echo replies from the VIP
