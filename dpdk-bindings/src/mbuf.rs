@@ -72,35 +72,70 @@ impl Mbuf {
         self.len() == 0
     }
 
+    /// The length of the whole packet as DPDK keeps it apart (all segments): what PMDs read on
+    /// transmit, so it must move with `len` on every change.
+    pub fn pkt_len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
     /// Free space before the packet (for encapsulation headers).
+    #[inline]
     pub fn headroom(&self) -> usize {
-        // SAFETY: valid owned mbuf; a pure read.
-        unsafe { ffi::dsrlb_pktmbuf_headroom(self.0.as_ptr()) as usize }
+        self.raw().data_off as usize
     }
 
     /// Free space after the packet.
+    #[inline]
     pub fn tailroom(&self) -> usize {
-        // SAFETY: valid owned mbuf; a pure read.
-        unsafe { ffi::dsrlb_pktmbuf_tailroom(self.0.as_ptr()) as usize }
+        let m = self.raw();
+        (m.buf_len as usize).saturating_sub(m.data_off as usize + m.data_len as usize)
+    }
+
+    /// Whether the mbuf is one segment, the shape dsrlb's ports are configured for: the
+    /// length changes below are then a few field writes done here, as DPDK's inline functions
+    /// do them, instead of a call into the C shim per packet. A chained mbuf takes the shim.
+    #[inline]
+    fn single_segment(&self) -> bool {
+        self.raw().nb_segs == 1
     }
 
     /// Grow the packet at the front by `len` bytes; `false` (nothing changed) without headroom.
     #[inline]
     pub fn prepend(&mut self, len: usize) -> bool {
-        if len > u16::MAX as usize {
+        if len > self.headroom() {
             return false;
         }
-        // SAFETY: valid owned mbuf; DPDK checks headroom and returns null without changing it.
-        !unsafe { ffi::dsrlb_pktmbuf_prepend(self.0.as_ptr(), len as u16) }.is_null()
+        let len16 = len as u16;
+        // SAFETY: we own the mbuf exclusively (&mut self); the new start is still inside the
+        // buffer (len <= data_off), and data_len/pkt_len grow by what data_off shrank, exactly as
+        // rte_pktmbuf_prepend does for any segment count (it touches only the first segment).
+        let m = unsafe { self.0.as_mut() };
+        m.data_off -= len16;
+        m.data_len += len16;
+        m.pkt_len += len as u32;
+        true
     }
 
     /// Grow the packet at the end by `len` bytes (contents unspecified); `false` without tailroom.
+    #[inline]
     pub fn append(&mut self, len: usize) -> bool {
         if len > u16::MAX as usize {
             return false;
         }
-        // SAFETY: valid owned mbuf; DPDK checks tailroom and returns null without changing it.
-        !unsafe { ffi::dsrlb_pktmbuf_append(self.0.as_ptr(), len as u16) }.is_null()
+        if !self.single_segment() {
+            // SAFETY: valid owned mbuf; DPDK checks the last segment's tailroom and returns null
+            // without changing it.
+            return !unsafe { ffi::dsrlb_pktmbuf_append(self.0.as_ptr(), len as u16) }.is_null();
+        }
+        if len > self.tailroom() {
+            return false;
+        }
+        // SAFETY: exclusive ownership; one segment, and the new end stays inside its buffer
+        // (len <= tailroom), as rte_pktmbuf_append does it.
+        let m = unsafe { self.0.as_mut() };
+        m.data_len += len as u16;
+        m.pkt_len += len as u32;
+        true
     }
 
     /// Remove `len` bytes from the front; `false` (nothing changed) if the packet is shorter.
@@ -109,20 +144,35 @@ impl Mbuf {
         if len > self.len() {
             return false;
         }
-        // SAFETY: valid owned mbuf and len <= data_len, which DPDK requires.
-        !unsafe { ffi::dsrlb_pktmbuf_adj(self.0.as_ptr(), len as u16) }.is_null()
+        let len16 = len as u16;
+        // SAFETY: exclusive ownership; len <= data_len, so the new start is inside the first
+        // segment's data, as rte_pktmbuf_adj requires and does.
+        let m = unsafe { self.0.as_mut() };
+        m.data_off += len16;
+        m.data_len -= len16;
+        m.pkt_len -= len as u32;
+        true
     }
 
     /// Remove `len` bytes from the end; `false` (nothing changed) if the packet is shorter.
+    #[inline]
     pub fn trim(&mut self, len: usize) -> bool {
         if len > self.len() {
             return false;
         }
-        // SAFETY: valid owned mbuf and len <= data_len.
-        unsafe { ffi::dsrlb_pktmbuf_trim(self.0.as_ptr(), len as u16) == 0 }
+        if !self.single_segment() {
+            // SAFETY: valid owned mbuf; the shim trims the last segment and checks its length.
+            return unsafe { ffi::dsrlb_pktmbuf_trim(self.0.as_ptr(), len as u16) == 0 };
+        }
+        // SAFETY: exclusive ownership; one segment and len <= data_len.
+        let m = unsafe { self.0.as_mut() };
+        m.data_len -= len as u16;
+        m.pkt_len -= len as u32;
+        true
     }
 
     /// Set the length to `len`, growing (`append`) or shrinking (`trim`) at the end.
+    #[inline]
     pub fn set_len(&mut self, len: usize) -> bool {
         let cur = self.len();
         if len >= cur {

@@ -178,6 +178,13 @@ fn mbuf_prepend_adj_trim(_: &Arc<Eal>, pool: &Arc<Mempool>) {
     assert_eq!(m.len(), 50, "a refused operation changes nothing");
     assert!(m.set_len(64));
     assert_eq!(m.len(), 64);
+    assert_eq!(m.pkt_len(), 64, "the packet length follows every change");
+    let tail = m.tailroom();
+    assert!(!m.append(tail + 1), "appending past the tailroom is refused");
+    assert!(m.append(tail));
+    assert_eq!((m.tailroom(), m.len(), m.pkt_len()), (0, 64 + tail, 64 + tail));
+    assert!(m.prepend(head));
+    assert_eq!((m.headroom(), m.pkt_len()), (0, 64 + tail + head));
 }
 
 fn pool_running_dry_is_an_error(_: &Arc<Eal>, _: &Arc<Mempool>) {
