@@ -25,7 +25,7 @@ fn main() {
     for dir in &dpdk.link_paths {
         println!("cargo:rustc-link-search=native={}", dir.display());
     }
-    for lib in ["rte_eal", "rte_mempool", "rte_mbuf", "rte_ring", "rte_ethdev", "rte_bus_vdev"] {
+    for lib in ["rte_eal", "rte_mempool", "rte_mbuf", "rte_ring", "rte_ethdev", "rte_bus_vdev", "rte_net_ring"] {
         println!("cargo:rustc-link-lib=dylib={lib}");
     }
 
@@ -48,7 +48,8 @@ fn main() {
         .allowlist_function("rte_pktmbuf_pool_create|rte_mempool_free|rte_pktmbuf_free_bulk")
         .allowlist_function("rte_eth_(dev_configure|dev_info_get|rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|dev_socket_id|dev_count_avail|dev_get_port_by_name|dev_get_name_by_port|macaddr_get|dev_default_mac_addr_set|dev_set_mtu|dev_get_mtu|promiscuous_enable|promiscuous_disable|promiscuous_get|allmulticast_enable|stats_get|stats_reset|xstats_get|xstats_get_names|dev_is_valid_port|dev_rss_hash_update|dev_rss_reta_update)")
         .allowlist_function("rte_vdev_(init|uninit)")
-        .allowlist_type("rte_eth_conf|rte_eth_dev_info|rte_eth_rxconf|rte_eth_txconf|rte_eth_stats|rte_eth_xstat|rte_eth_xstat_name|rte_ether_addr|rte_mbuf|rte_mempool")
+        .allowlist_function("rte_ring_(create|free)|rte_eth_from_rings")
+        .allowlist_type("rte_eth_conf|rte_eth_dev_info|rte_eth_rxconf|rte_eth_txconf|rte_eth_stats|rte_eth_xstat|rte_eth_xstat_name|rte_ether_addr|rte_mbuf|rte_mempool|rte_ring")
         .allowlist_var("RTE_MAX_LCORE|RTE_MAX_ETHPORTS|RTE_PKTMBUF_HEADROOM|RTE_MBUF_DEFAULT_BUF_SIZE|SOCKET_ID_ANY|RTE_ETH_XSTATS_NAME_SIZE")
         .rustified_enum("rte_eth_rx_mq_mode|rte_eth_tx_mq_mode")
         .derive_default(true)

@@ -31,6 +31,16 @@ uint16_t dsrlb_pktmbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_t
 unsigned dsrlb_mempool_avail(const struct rte_mempool *mp) { return rte_mempool_avail_count(mp); }
 void dsrlb_prefetch0(const void *p) { rte_prefetch0(p); }
 
+unsigned dsrlb_ring_enqueue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned n)
+{
+	return rte_ring_enqueue_burst(r, (void *const *)pkts, n, NULL);
+}
+
+unsigned dsrlb_ring_dequeue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned n)
+{
+	return rte_ring_dequeue_burst(r, (void **)pkts, n, NULL);
+}
+
 uint64_t dsrlb_rss_ip_l4(void) { return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP; }
 uint64_t dsrlb_ol_rx_rss_hash(void) { return RTE_MBUF_F_RX_RSS_HASH; }
 uint64_t dsrlb_ol_tx_ipv4(void) { return RTE_MBUF_F_TX_IPV4; }

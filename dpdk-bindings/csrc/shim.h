@@ -17,6 +17,8 @@
 #include <rte_mbuf.h>
 #include <rte_ethdev.h>
 #include <rte_bus_vdev.h>
+#include <rte_ring.h>
+#include <rte_eth_ring.h>
 
 int dsrlb_errno(void);
 unsigned dsrlb_lcore_id(void);
@@ -36,6 +38,10 @@ uint16_t dsrlb_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t dsrlb_pktmbuf_tailroom(const struct rte_mbuf *m);
 unsigned dsrlb_mempool_avail(const struct rte_mempool *mp);
 void dsrlb_prefetch0(const void *p);
+
+/* rte_ring's burst calls are static inline; these move mbuf pointers. */
+unsigned dsrlb_ring_enqueue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned n);
+unsigned dsrlb_ring_dequeue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned n);
 
 /* RSS on IPv4/IPv6 addresses plus TCP/UDP ports (the macros are RTE_BIT64 expressions). */
 uint64_t dsrlb_rss_ip_l4(void);

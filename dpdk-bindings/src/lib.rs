@@ -12,6 +12,7 @@ mod error;
 mod mbuf;
 mod mempool;
 mod port;
+mod ring;
 pub mod sys;
 
 pub use eal::{Eal, LcoreJoin};
@@ -19,6 +20,7 @@ pub use error::{DpdkError, Result};
 pub use mbuf::{Burst, Drain, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
 pub use port::{LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use ring::Ring;
 
 /// The CPU's time-stamp counter, for cheap timing on the fast path.
 #[inline]
