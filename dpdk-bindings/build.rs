@@ -25,7 +25,9 @@ fn main() {
     for dir in &dpdk.link_paths {
         println!("cargo:rustc-link-search=native={}", dir.display());
     }
-    for lib in ["rte_eal", "rte_mempool", "rte_mbuf", "rte_ring", "rte_ethdev", "rte_bus_vdev", "rte_net_ring"] {
+    for lib in
+        ["rte_eal", "rte_mempool", "rte_mbuf", "rte_ring", "rte_ethdev", "rte_bus_vdev", "rte_net_ring"]
+    {
         println!("cargo:rustc-link-lib=dylib={lib}");
     }
 

@@ -77,7 +77,7 @@ config() { # N CHECK
     flow_table_size: 65536,
     control_socket: "$SOCK",
     metrics: None,
-    worker_idle_sleep_us: 20,
+    worker_idle_sleep_us: 60,
     services: [
         (vip: "10.0.0.100", port: 80, mode: l2,
          health_check: (check: $check$port_field, interval: $INTERVAL, timeout: $INTERVAL, rise: 1, fall: 3),

@@ -23,6 +23,7 @@ cargo bench -q -p dataplane --bench pipeline -- --quick || status=1
 scripts/bench.sh --smoke --out /tmp/dsrlb-bench-smoke || status=1
 scripts/bench.sh --smoke --ipv6 --out /tmp/dsrlb-bench-smoke6 || status=1
 scripts/bench-health.sh --smoke || status=1
+scripts/latency.sh --smoke || status=1
 
 # One summary over cargo's per-binary lines and our harnesses' "N passed, M failed" lines.
 python3 - "$LOG" "$status" <<'PY'

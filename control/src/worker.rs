@@ -228,6 +228,13 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let ticks_per_ms = (hz / 1000).max(1);
     let start = dpdk_bindings::tsc();
     let mut passes = 0u64;
+    if idle_sleep_us > 0 {
+        // The kernel may wake a thread up to its timer slack late, 50 µs unless told otherwise
+        // (EAL's lcore threads are): a 20 µs idle sleep took 70 and cost every packet that
+        // arrived meanwhile as much (docs/performance.md, "Latency"). The sleep is what the
+        // operator configured, give or take a microsecond.
+        let _ = dpdk_bindings::sys::set_timer_slack(1_000);
+    }
     while !stop.load(Ordering::Relaxed) {
         passes += 1;
         rings.heartbeat.store(passes, Ordering::Relaxed);

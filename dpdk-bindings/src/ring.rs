@@ -41,8 +41,8 @@ impl Ring {
         }
         // SAFETY: the first `len` pointers are valid owned mbufs; the ring takes exactly the
         // first `n` it reports, which the burst then forgets.
-        let n = unsafe { ffi::dsrlb_ring_enqueue_burst(self.0.as_ptr(), burst.raw_ptrs(), len as u32) }
-            as usize;
+        let n =
+            unsafe { ffi::dsrlb_ring_enqueue_burst(self.0.as_ptr(), burst.raw_ptrs(), len as u32) } as usize;
         burst.consume_front(n);
         n
     }

@@ -66,7 +66,8 @@ fn main() {
     ];
     let eal = Eal::init(eal_args).expect("EAL init");
     let lcore = *eal.worker_lcores().first().expect("needs a worker lcore (-l 0-1)");
-    let pool = Arc::new(Mempool::new("lat_pool", 16383, 256, Mempool::default_data_room(), None).expect("pool"));
+    let pool =
+        Arc::new(Mempool::new("lat_pool", 16383, 256, Mempool::default_data_room(), None).expect("pool"));
     let rx: &'static Ring = Box::leak(Box::new(Ring::new("lat_rx", RING_SLOTS).expect("ring")));
     let tx: &'static Ring = Box::leak(Box::new(Ring::new("lat_tx", RING_SLOTS).expect("ring")));
     let id = Ring::port("lat_port", rx, tx).expect("ring port");
