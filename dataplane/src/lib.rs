@@ -13,6 +13,7 @@
 pub mod buf;
 pub mod checksum;
 pub mod counters;
+pub mod crc;
 pub mod flow;
 pub mod io;
 pub mod lookup;
