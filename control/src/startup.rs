@@ -190,7 +190,7 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
     let nw = lcores.len() as u16;
     info!(
         "dsrlb {}: {} worker lcore(s) {:?}, control on lcore {}",
-        env!("CARGO_PKG_VERSION"),
+        crate::cli::VERSION,
         nw,
         lcores,
         eal.main_lcore()

@@ -189,7 +189,7 @@ pub fn build(rt: &Runtime, i: &Inputs<'_>) -> View {
     };
     let up = i.now.saturating_duration_since(i.start);
     let status = Status {
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: crate::cli::VERSION.into(),
         config: i.config_path.to_string(),
         uptime_s: up.as_secs(),
         uptime_ms: up.as_millis() as u64,
