@@ -25,6 +25,9 @@ scripts/bench.sh --smoke --ipv6 --out /tmp/dsrlb-bench-smoke6 || status=1
 scripts/bench-health.sh --smoke || status=1
 scripts/latency.sh --smoke || status=1
 
+echo "== the Debian package"
+scripts/test-package.sh 2>&1 | tee -a "$LOG" || status=1
+
 # One summary over cargo's per-binary lines and our harnesses' "N passed, M failed" lines.
 python3 - "$LOG" "$status" <<'PY'
 import re, sys
