@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-8}
 ROUNDS=${2:-3}
+trap 'rm -rf /var/run/dpdk/fwd$$ /var/run/dpdk/tp$$' EXIT
 EAL=(-l 0-1 --no-huge -m 1024 --no-pci --no-shconf --log-level lib.eal:error
      --vdev net_null0 --vdev net_null1,no-rx=1)
 

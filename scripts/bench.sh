@@ -38,6 +38,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 mkdir -p "$OUT"
+# EAL leaves each file prefix's runtime directory behind (its telemetry socket, config).
+trap 'rm -rf /var/run/dpdk/db$$ /var/run/dpdk/tp$$' EXIT
 bash scripts/setup.sh >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release -q -p control --bin dsrlb --bin dsrlb-pcapgen

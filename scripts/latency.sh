@@ -27,13 +27,15 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release -q -p control --bin dsrlb-latency
 BIN=$PWD/target/release/dsrlb-latency
 FIRST=${MODES%% *}
+# EAL leaves its runtime directory behind.
+trap 'rm -rf /var/run/dpdk/lat$$' EXIT
 
 printf '%-5s %9s %10s %9s %9s %9s %9s %10s\n' mode pps 'sleep µs' 'p50 µs' 'p99 µs' 'p99.9 µs' 'max µs' 'ring full'
 for mode in $MODES; do
   for rate in $RATES; do
     for sleep_us in $SLEEPS; do
       [ "$mode" != "$FIRST" ] && [ "$sleep_us" != 0 ] && continue
-      "$BIN" --mode "$mode" --rate "$rate" --idle-sleep-us "$sleep_us" --seconds "$SECS" --json 2>/dev/null |
+      "$BIN" --file-prefix "lat$$" --mode "$mode" --rate "$rate" --idle-sleep-us "$sleep_us" --seconds "$SECS" --json 2>/dev/null |
         python3 -c 'import json,sys
 d = json.loads(sys.stdin.read().strip().splitlines()[-1])
 assert d["samples"] > 0 and d["received"] > 0, "no packet came back through the worker"

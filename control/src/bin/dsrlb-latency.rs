@@ -6,7 +6,7 @@
 //! for transmission": waiting for the worker to poll (or wake), the pipeline, and the TX burst.
 //!
 //!     dsrlb-latency [--mode l2|ipip|dscp] [--rate PPS] [--seconds S] [--idle-sleep-us N]
-//!                   [--flows N] [--json]
+//!                   [--flows N] [--json] [--file-prefix P]
 //!
 //! Run by `scripts/latency.sh`, which sweeps load and idle sleep (docs/performance.md).
 
@@ -40,6 +40,9 @@ struct Args {
     /// Print one JSON object instead of a line of text.
     #[arg(long)]
     json: bool,
+    /// EAL's file prefix (its runtime directory under /var/run/dpdk).
+    #[arg(long, default_value = "dsrlb-latency")]
+    file_prefix: String,
 }
 
 /// Slots of each ring: what a NIC's RX and TX descriptor rings commonly hold.
@@ -60,7 +63,7 @@ fn main() {
         "--no-pci".into(),
         "--no-shconf".into(),
         "--file-prefix".into(),
-        format!("lat{}", std::process::id()),
+        args.file_prefix.clone(),
         "--log-level".into(),
         "lib.eal:error".into(),
     ];
