@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bpf;
 pub mod buf;
 pub mod checksum;
 pub mod counters;
