@@ -123,6 +123,39 @@ pub enum CtlCmd {
     Reload,
     /// A fleet member: withdraw every VIP, forward while the routers move away, then stop.
     DrainInstance,
+    /// Capture what a port receives and sends into a pcapng file (Wireshark, tcpdump -r).
+    #[command(long_about = "Capture what a port receives and sends into a pcapng file.\n\n\
+        The workers copy the frames of that port that match the filter (a tcpdump expression, \
+        compiled here by `tcpdump -ddd`) until COUNT are captured or the timeout passes. Other \
+        ports are not slowed. Received frames are marked inbound, sent ones outbound. One \
+        capture runs at a time.\n\n\
+        Example: dsrlb ctl capture 0 --count 100 --filter 'tcp port 80' --out /tmp/web.pcapng")]
+    Capture(CaptureArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct CaptureArgs {
+    /// The port, by its index in the configuration's `ports` (0 is the first).
+    #[arg(value_name = "PORT")]
+    pub port: u16,
+    /// How many frames to capture.
+    #[arg(long, short = 'n', default_value_t = 100, value_name = "N")]
+    pub count: u64,
+    /// Where to write the pcapng file; "-" writes to standard output.
+    #[arg(long, short = 'o', value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub out: PathBuf,
+    /// Only frames this tcpdump expression matches (e.g. "tcp port 80 and host 10.0.0.9").
+    #[arg(long, short = 'f', value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Frames received, sent, or both.
+    #[arg(long, default_value = "both", value_parser = ["rx", "tx", "both"], value_name = "DIR")]
+    pub direction: String,
+    /// Bytes kept of each frame (at most 2048).
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u16).range(1..=2048), value_name = "BYTES")]
+    pub snaplen: u16,
+    /// Stop after this many seconds even if fewer frames came.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub timeout: f64,
 }
 
 #[derive(Args, Clone)]
@@ -148,6 +181,8 @@ impl CtlCmd {
             CtlCmd::Undrain(a) => ("undrain", vec![a.service.clone(), a.backend.clone()]),
             CtlCmd::Reload => ("reload", vec![]),
             CtlCmd::DrainInstance => ("drain-instance", vec![]),
+            // A session of several requests: main runs it (capture::client).
+            CtlCmd::Capture(_) => ("capture-start", vec![]),
         }
     }
 }

@@ -54,12 +54,25 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("undrain VIP[:PORT] BACKEND", "take BACKEND back into scheduling"),
     ("reload", "re-read the configuration file (as SIGHUP); a bad file changes nothing"),
     ("drain-instance", "a fleet member: withdraw every VIP, forward while routers move away, then stop"),
+    ("capture PORT --count N --out FILE", "live capture of a port into pcapng (dsrlb ctl capture --help)"),
 ];
 
 /// Start the server. The socket appears at `path` only once it is private (mode 0600): it is
 /// made under another name and renamed into place. A stale socket there (nothing answers on
 /// it) is replaced; anything else at the path is an error, not removed.
-pub fn serve(path: &Path, view: Arc<Mutex<View>>, requests: Sender<CtlRequest>) -> std::io::Result<()> {
+/// What the ctl threads need for `capture-*`: the tap and how many ports there are.
+#[derive(Clone)]
+pub struct Capture {
+    pub ports: usize,
+    pub tap: Arc<crate::capture::Tap>,
+}
+
+pub fn serve(
+    path: &Path,
+    view: Arc<Mutex<View>>,
+    requests: Sender<CtlRequest>,
+    capture: Capture,
+) -> std::io::Result<()> {
     use std::os::unix::fs::FileTypeExt;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
@@ -88,7 +101,7 @@ pub fn serve(path: &Path, view: Arc<Mutex<View>>, requests: Sender<CtlRequest>) 
         crate::serve::unix(listener),
         |req| req.contains(&b'\n'),
         move |req, conn| {
-            let answer = parse_request(req).and_then(|req| answer(req, &view, &requests));
+            let answer = parse_request(req).and_then(|req| answer(req, &view, &requests, &capture));
             let v = match answer {
                 Ok(data) => json!({"ok": true, "data": data}),
                 Err(e) => json!({"ok": false, "error": e}),
@@ -130,7 +143,15 @@ fn value<T: Serialize>(x: &T) -> Value {
     serde_json::to_value(x).unwrap_or(Value::Null)
 }
 
-fn answer(req: Request, view: &Mutex<View>, requests: &Sender<CtlRequest>) -> Result<Value, String> {
+fn answer(
+    req: Request,
+    view: &Mutex<View>,
+    requests: &Sender<CtlRequest>,
+    capture: &Capture,
+) -> Result<Value, String> {
+    if req.cmd.starts_with("capture-") {
+        return capture_answer(&req, capture);
+    }
     let v = view.lock().map_err(|_| "view unavailable".to_string())?.clone();
     match (req.cmd.as_str(), req.args.as_slice()) {
         ("status", []) => Ok(value(&v.status)),
@@ -169,6 +190,35 @@ fn answer(req: Request, view: &Mutex<View>, requests: &Sender<CtlRequest>) -> Re
             let backend = backend.parse().map_err(|_| format!("{backend:?} is not an IP address"))?;
             call(requests, CtlCommand::Drain { service: service.clone(), backend, drain: req.cmd == "drain" })
         }
+        (cmd, args) => Err(format!("unknown command or arguments: {cmd} {}", args.join(" "))),
+    }
+}
+
+/// `capture-start PORT rx|tx|both COUNT SNAPLEN FILTER`, `capture-read ID`, `capture-stop ID`:
+/// answered by the ctl thread itself (the tap is shared with the workers, not the control core).
+fn capture_answer(req: &Request, c: &Capture) -> Result<Value, String> {
+    let num = |s: &str, what: &str| s.parse::<u64>().map_err(|_| format!("{what} {s:?} is not a number"));
+    match (req.cmd.as_str(), req.args.as_slice()) {
+        ("capture-start", [port, dir, count, snaplen, filter]) => {
+            let (rx, tx) = match dir.as_str() {
+                "rx" => (true, false),
+                "tx" => (false, true),
+                "both" => (true, true),
+                d => return Err(format!("direction {d:?} is not rx, tx or both")),
+            };
+            let filter = if filter.is_empty() { None } else { Some(dataplane::bpf::Program::parse(filter)?) };
+            let r = crate::capture::Request {
+                port: u16::try_from(num(port, "port")?).map_err(|_| format!("port {port} does not exist"))?,
+                rx,
+                tx,
+                count: num(count, "count")?,
+                snaplen: num(snaplen, "snap length")?.min(u16::MAX as u64) as u16,
+                filter,
+            };
+            c.tap.start(&r, c.ports).map(|id| json!({ "id": id }))
+        }
+        ("capture-read", [id]) => c.tap.read(num(id, "capture")?, 256).map(|r| value(&r)),
+        ("capture-stop", [id]) => c.tap.stop(num(id, "capture")?).map(|()| json!("stopped")),
         (cmd, args) => Err(format!("unknown command or arguments: {cmd} {}", args.join(" "))),
     }
 }
@@ -467,11 +517,15 @@ mod server {
     use super::*;
     use std::time::Instant;
 
+    fn no_capture() -> Capture {
+        Capture { ports: 1, tap: Arc::new(crate::capture::Tap::new(Vec::new())) }
+    }
+
     fn start(dir: &Path) -> std::path::PathBuf {
         let path = dir.join("ctl.sock");
         let (tx, _rx) = crossbeam_channel::bounded(1);
         std::mem::forget(_rx);
-        serve(&path, Arc::new(Mutex::new(View::default())), tx).unwrap();
+        serve(&path, Arc::new(Mutex::new(View::default())), tx, no_capture()).unwrap();
         path
     }
 
@@ -515,7 +569,7 @@ mod server {
         let path = dir.join("ctl.sock");
         std::fs::write(&path, "precious").unwrap();
         let (tx, _rx) = crossbeam_channel::bounded(1);
-        let e = serve(&path, Arc::new(Mutex::new(View::default())), tx).unwrap_err();
+        let e = serve(&path, Arc::new(Mutex::new(View::default())), tx, no_capture()).unwrap_err();
         assert!(e.to_string().contains("not a socket"), "{e}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
         std::fs::remove_dir_all(&dir).unwrap();

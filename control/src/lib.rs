@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod announce;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -53,6 +53,28 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Ctl(cli::CtlArgs { socket, cmd: cli::CtlCmd::Capture(c), .. }) => {
+            let args = control::capture::client::Args {
+                socket: &socket,
+                port: c.port,
+                direction: &c.direction,
+                count: c.count,
+                snaplen: c.snaplen,
+                filter: c.filter.as_deref(),
+                out: &c.out,
+                timeout: std::time::Duration::from_secs_f64(c.timeout.clamp(0.1, 86_400.0)),
+            };
+            match control::capture::client::run(&args) {
+                Ok(summary) => {
+                    eprintln!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("dsrlb ctl capture: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Cmd::Ctl(a) => {
             let (cmd, args) = a.cmd.request();
             let shown = ctl::request(&a.socket, cmd, &args).and_then(|data| {

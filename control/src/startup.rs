@@ -13,6 +13,7 @@ use dpdk_bindings::{Eal, LcoreJoin, Mempool, Port, PortConfig};
 use log::{error, info, warn};
 
 use crate::announce::Announcer;
+use crate::capture::Tap;
 use crate::config::Config;
 use crate::core::links::{DpdkLinks, Exception, Links};
 use crate::core::ControlCore;
@@ -222,9 +223,12 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
 
     let view = Arc::new(Mutex::new(View::default()));
     let (req_tx, req_rx) = crossbeam_channel::bounded::<CtlRequest>(16);
-    crate::ctl::serve(&cfg.control_socket, view.clone(), req_tx).map_err(|e| StartError::ControlSocket {
-        path: cfg.control_socket.display().to_string(),
-        error: e.to_string(),
+    // Each worker's rings now, for the capture tap that watches their heartbeats.
+    let worker_rings: Vec<Rings> = lcores.iter().map(|_| Rings::new()).collect();
+    let tap = Arc::new(Tap::new(worker_rings.iter().map(|r| r.heartbeat.clone()).collect()));
+    let capture = crate::ctl::Capture { ports: ports.len(), tap: tap.clone() };
+    crate::ctl::serve(&cfg.control_socket, view.clone(), req_tx, capture).map_err(|e| {
+        StartError::ControlSocket { path: cfg.control_socket.display().to_string(), error: e.to_string() }
     })?;
     if let Some(addr) = cfg.metrics {
         crate::metrics::serve(addr, view.clone())
@@ -263,7 +267,7 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
     };
     let launched = (|| {
         for (w, &lcore) in lcores.iter().enumerate() {
-            let r = Rings::new();
+            let r = worker_rings[w].clone();
             let queue_err = |e: dpdk_bindings::DpdkError| StartError::Launch { lcore, error: e.to_string() };
             let rx = ports
                 .iter()
@@ -279,7 +283,7 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
                 index: w,
                 config: wcfg,
                 snapshot: snap.clone(),
-                io: DpdkIo::new(rx, tx, pool.clone(), r.clone()),
+                io: DpdkIo::new(rx, tx, pool.clone(), r.clone(), tap.clone()),
                 rings: r.clone(),
                 stop: stop.clone(),
                 idle_sleep_us: cfg.worker_idle_sleep_us,

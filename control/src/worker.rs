@@ -13,6 +13,7 @@ use dataplane::io::{poll_once, PacketIo, BURST};
 use dataplane::{PacketBuf, Punt, Snapshot, Worker, WorkerConfig};
 use dpdk_bindings::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
 
+use crate::capture::{Dir, Tap, WorkerTap};
 use crate::core::links::WorkerStats;
 
 /// An mbuf as the dataplane sees it.
@@ -105,6 +106,8 @@ pub struct DpdkIo {
     pool: Arc<Mempool>,
     rings: Rings,
     current_port: u16,
+    /// Live capture (`dsrlb ctl capture`): looked at once per loop pass.
+    tap: WorkerTap,
     /// Frames the device did not take: refused (e.g. too big for it) or its queue full.
     pub tx_dropped: u64,
     /// Frames for the control core that did not fit its ring, by `Punt` kind.
@@ -112,7 +115,13 @@ pub struct DpdkIo {
 }
 
 impl DpdkIo {
-    pub fn new(rx: Vec<RxQueue>, tx: Vec<TxQueue>, pool: Arc<Mempool>, rings: Rings) -> DpdkIo {
+    pub fn new(
+        rx: Vec<RxQueue>,
+        tx: Vec<TxQueue>,
+        pool: Arc<Mempool>,
+        rings: Rings,
+        tap: Arc<Tap>,
+    ) -> DpdkIo {
         let pending = tx.iter().map(|_| Burst::new()).collect();
         DpdkIo {
             rx,
@@ -122,6 +131,7 @@ impl DpdkIo {
             pool,
             rings,
             current_port: 0,
+            tap: WorkerTap::new(tap),
             tx_dropped: 0,
             punt_dropped: [0; 3],
         }
@@ -159,8 +169,17 @@ impl PacketIo for DpdkIo {
     #[inline]
     fn rx_burst(&mut self, port: u16, out: &mut ArrayVec<Pkt, BURST>) {
         self.current_port = port;
+        if port == 0 {
+            // poll_once starts every pass at port 0.
+            self.tap.refresh();
+        }
         let want = out.capacity() - out.len();
         self.rx[port as usize].rx_burst_max(&mut self.rx_burst, want);
+        if self.tap.rx(port) {
+            for m in self.rx_burst.as_slice() {
+                self.tap.offer(m.data(), port, Dir::Rx);
+            }
+        }
         // As l3fwd does: start pulling every packet's headers into cache before the pipeline
         // reads the first one.
         for m in self.rx_burst.as_slice() {
@@ -176,6 +195,9 @@ impl PacketIo for DpdkIo {
         let p = port as usize;
         if p >= self.pending.len() {
             return;
+        }
+        if self.tap.tx(port) {
+            self.tap.offer(pkt.0.data(), port, Dir::Tx);
         }
         if let Err(m) = self.pending[p].push(pkt.0) {
             self.flush_port(p);

@@ -92,6 +92,7 @@ fn main() {
             vec![port.tx_queue(0).expect("tx queue")],
             pool.clone(),
             rings.clone(),
+            Arc::new(control::capture::Tap::new(vec![rings.heartbeat.clone()])),
         ),
         rings,
         stop: stop.clone(),
