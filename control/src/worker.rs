@@ -250,6 +250,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let ticks_per_ms = (hz / 1000).max(1);
     let start = dpdk_bindings::tsc();
     let mut passes = 0u64;
+    let idle_ticks = idle_sleep_us.saturating_mul(hz) / 1_000_000;
+    let mut idle_since: Option<u64> = None;
     if idle_sleep_us > 0 {
         // The kernel may wake a thread up to its timer slack late, 50 µs unless told otherwise
         // (EAL's lcore threads are): a 20 µs idle sleep took 70 and cost every packet that
@@ -279,11 +281,21 @@ pub fn run(setup: WorkerSetup) -> i32 {
         while let Some((port, m)) = rings.outbound.pop() {
             io.tx(port, Pkt(m));
         }
-        let now = ((dpdk_bindings::tsc() - start) / ticks_per_ms) as u32;
+        let tsc = dpdk_bindings::tsc();
+        let now = ((tsc - start) / ticks_per_ms) as u32;
         let n = poll_once(&mut worker, &mut io, &mut rx, now);
         fault.check(worker.counters().rx_packets);
-        if n == 0 && idle_sleep_us > 0 {
-            std::thread::sleep(std::time::Duration::from_micros(idle_sleep_us));
+        // Sleep only once the ports have been idle for as long as one sleep: a worker that slept
+        // at every empty poll added the sleep to the packets of a busy port between its bursts,
+        // and at 8 Mpps let the receive ring overflow while it slept (docs/performance.md,
+        // "Latency"). An idle worker still sleeps, poll after poll.
+        if n > 0 {
+            idle_since = None;
+        } else if idle_sleep_us > 0 {
+            let since = *idle_since.get_or_insert(tsc);
+            if tsc.wrapping_sub(since) >= idle_ticks {
+                std::thread::sleep(std::time::Duration::from_micros(idle_sleep_us));
+            }
         }
     }
     0
