@@ -35,6 +35,8 @@ pub const CASES: &[Case] = &[
     ("drain_finishes_transfer_takes_no_new_connections", drain),
     ("reload_under_load_loses_nothing", reload_under_load),
     ("metrics_and_control_socket", metrics_and_control_socket),
+    ("live_capture_of_a_known_exchange_reads_back_with_tcpdump", live_capture),
+    ("dpdk_telemetry_shows_port_statistics", dpdk_telemetry),
     ("ipv6_every_mode_serves_http_and_preserves_client_addresses", crate::ipv6::every_mode_serves_http6),
     ("ipv6_udp_echo_every_mode_with_persistence", crate::ipv6::udp_every_mode6),
     ("ipv6_neighbour_discovery_answered_for_vips_and_lb_only", crate::ipv6::neighbour_discovery6),
@@ -60,6 +62,58 @@ fn metrics_and_control_socket(tb: &Testbed) {
     let mode = ok(&["stat", "-c", "%a", SOCKET]);
     assert_eq!(mode.trim(), "600", "control socket is private");
     let _ = tb;
+}
+
+/// `dsrlb ctl capture` while a client fetches a page through the l2 VIP: the file holds exactly
+/// the frames asked for, every one matches the filter, and both what the port received (for the
+/// LB's MAC) and what it sent (from the LB's MAC, to a server) are there.
+fn live_capture(tb: &Testbed) {
+    let out = format!("/tmp/dsrlb-e2e-capture-{}.pcapng", std::process::id());
+    let mut client = std::process::Command::new(env!("CARGO_BIN_EXE_dsrlb"))
+        .args(["ctl", "--socket", SOCKET, "capture", "0", "--count", "8", "--timeout", "30"])
+        .args(["--filter", "tcp port 80 and host 10.0.0.100", "--out", &out])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("dsrlb ctl capture");
+    // Requests until the capture has its frames (each request is a dozen matching frames).
+    let mut requests = 0;
+    tb.wait_for("the capture to end", Duration::from_secs(30), || {
+        if let Ok(Some(_)) = client.try_wait() {
+            return true;
+        }
+        requests += 1;
+        let _ = get("10.0.0.100", "/", CLIENTS[0]);
+        false
+    });
+    let o = client.wait_with_output().expect("capture client");
+    let summary = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "capture failed: {summary}");
+    println!("  {} (during {requests} request(s))", summary.trim());
+    let text = ok(&["tcpdump", "-r", &out, "-nn", "-e"]);
+    let _ = std::fs::remove_file(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 8, "eight frames:\n{text}");
+    for l in &lines {
+        assert!(l.contains("> 10.0.0.100.80:"), "frame outside the filter: {l}");
+    }
+    let lb = "02:00:00:00:00:02";
+    let received = lines.iter().filter(|l| l.contains(&format!("> {lb},"))).count();
+    let sent = lines.iter().filter(|l| l.contains(&format!(" {lb} > "))).count();
+    assert!(received > 0 && sent > 0, "both directions: {received} received, {sent} sent\n{text}");
+    // A port the appliance does not have is refused, and a stopped capture left none running.
+    let o =
+        sh(&[env!("CARGO_BIN_EXE_dsrlb"), "ctl", "--socket", SOCKET, "capture", "5", "--out", "/dev/null"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("port 5 does not exist"));
+}
+
+/// DPDK's own telemetry socket, named by the EAL file prefix, answers dpdk-telemetry.py.
+fn dpdk_telemetry(_: &Testbed) {
+    let out = ok(&["sh", "-c", "echo /ethdev/stats,0 | dpdk-telemetry.py -f dsrlb-tb"]);
+    let stats = out.lines().find(|l| l.contains("/ethdev/stats")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(stats).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let ipackets = v["/ethdev/stats"]["ipackets"].as_u64().unwrap_or(0);
+    assert!(ipackets > 0, "port 0 received nothing? {stats}");
+    println!("  dpdk-telemetry.py: port 0 ipackets {ipackets}, opackets {}", v["/ethdev/stats"]["opackets"]);
 }
 
 fn every_mode_serves_http(_: &Testbed) {
