@@ -327,6 +327,22 @@ mod tests {
         assert!(Program::parse(&long).is_err(), "too long");
     }
 
+    proptest::proptest! {
+        /// Any instructions at all, checked or not, on any bytes: `run` returns (a worker runs
+        /// its own copy of a checked program, so this is what keeps a torn copy harmless too).
+        #[test]
+        fn run_is_total(
+            insns in proptest::collection::vec((0u16..0x100, 0u8.., 0u8.., 0u32..), 0..64),
+            pkt in proptest::collection::vec(0u8.., 0..128),
+        ) {
+            let insns: Vec<Insn> = insns.into_iter().map(|(code, jt, jf, k)| Insn { code, jt, jf, k }).collect();
+            let _ = run(&insns, &pkt);
+            if let Ok(p) = Program::new(insns) {
+                let _ = p.run(&pkt);
+            }
+        }
+    }
+
     #[test]
     fn division_by_x_zero_ends_without_a_match() {
         // A = 7; X = 0; A /= X; return A
