@@ -22,12 +22,8 @@ int dsrlb_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, un
 }
 
 void dsrlb_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
-char *dsrlb_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_prepend(m, len); }
 char *dsrlb_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_append(m, len); }
-char *dsrlb_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_adj(m, len); }
 int dsrlb_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
-uint16_t dsrlb_pktmbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbuf_headroom(m); }
-uint16_t dsrlb_pktmbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tailroom(m); }
 unsigned dsrlb_mempool_avail(const struct rte_mempool *mp) { return rte_mempool_avail_count(mp); }
 void dsrlb_prefetch0(const void *p) { rte_prefetch0(p); }
 

@@ -30,12 +30,8 @@ uint16_t dsrlb_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, u
 struct rte_mbuf *dsrlb_pktmbuf_alloc(struct rte_mempool *mp);
 int dsrlb_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned n);
 void dsrlb_pktmbuf_free(struct rte_mbuf *m);
-char *dsrlb_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 char *dsrlb_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
-char *dsrlb_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int dsrlb_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
-uint16_t dsrlb_pktmbuf_headroom(const struct rte_mbuf *m);
-uint16_t dsrlb_pktmbuf_tailroom(const struct rte_mbuf *m);
 unsigned dsrlb_mempool_avail(const struct rte_mempool *mp);
 void dsrlb_prefetch0(const void *p);
 
