@@ -318,9 +318,10 @@ fn unpack(w: u64) -> Insn {
 }
 
 fn hex(b: &[u8]) -> String {
+    use std::fmt::Write;
     let mut s = String::with_capacity(b.len() * 2);
     for x in b {
-        s.push_str(&format!("{x:02x}"));
+        let _ = write!(s, "{x:02x}");
     }
     s
 }
@@ -468,12 +469,7 @@ pub mod client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane::testkit::{client_tcp, VIP_L2};
-
-    /// `tcpdump -y EN10MB -ddd 'tcp dst port 80'`.
-    const TCP_DST_80: &str = "16;40 0 0 12;21 0 4 34525;48 0 0 20;21 0 11 6;40 0 0 56;21 8 9 80;\
-        21 0 8 2048;48 0 0 23;21 0 6 6;40 0 0 20;69 4 0 8191;177 0 0 14;72 0 0 16;21 0 1 80;\
-        6 0 0 262144;6 0 0 0";
+    use dataplane::testkit::{client_tcp, TCPDUMP_TCP_DST_80, VIP_L2};
 
     fn request(port: u16, count: u64, filter: Option<&str>) -> Request {
         Request {
@@ -492,7 +488,7 @@ mod tests {
         let mut w = WorkerTap::new(tap.clone());
         w.refresh();
         assert!(!w.rx(0) && !w.tx(0), "nothing is captured before a start");
-        let id = tap.start(&request(1, 3, Some(TCP_DST_80)), 2).unwrap();
+        let id = tap.start(&request(1, 3, Some(TCPDUMP_TCP_DST_80)), 2).unwrap();
         assert!(tap.start(&request(0, 1, None), 2).is_err(), "one capture at a time");
         w.refresh();
         assert!(w.rx(1) && !w.rx(0) && !w.tx(1));

@@ -283,17 +283,15 @@ pub fn run(insns: &[Insn], pkt: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{client_tcp, sized_udp, CLIENT, VIP_L2};
-
-    /// `tcpdump -y EN10MB -ddd 'tcp dst port 80'` (libpcap 1.10, Debian 12).
-    const TCP_DST_80: &str = "16;40 0 0 12;21 0 4 34525;48 0 0 20;21 0 11 6;40 0 0 56;21 8 9 80;\
-        21 0 8 2048;48 0 0 23;21 0 6 6;40 0 0 20;69 4 0 8191;177 0 0 14;72 0 0 16;21 0 1 80;\
-        6 0 0 262144;6 0 0 0";
+    use crate::testkit::{client_tcp, sized_udp, CLIENT, TCPDUMP_TCP_DST_80, VIP_L2};
 
     #[test]
     fn a_tcpdump_filter_matches_what_it_says() {
-        assert!(Program::parse(&TCP_DST_80.replacen("16;", "15;", 1)).is_err(), "count and text disagree");
-        let p = Program::parse(TCP_DST_80).expect("tcpdump's program");
+        assert!(
+            Program::parse(&TCPDUMP_TCP_DST_80.replacen("16;", "15;", 1)).is_err(),
+            "count and text disagree"
+        );
+        let p = Program::parse(TCPDUMP_TCP_DST_80).expect("tcpdump's program");
         assert_eq!(p.run(&client_tcp(VIP_L2, 40000, 80, 0x02, b"")), 262144);
         assert_eq!(p.run(&client_tcp(VIP_L2, 80, 443, 0x02, b"")), 0, "source port 80 only");
         assert_eq!(p.run(&sized_udp(CLIENT, 40000, VIP_L2, 80, 64)), 0);

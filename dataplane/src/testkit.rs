@@ -12,6 +12,12 @@ use crate::{PacketBuf, PacketSink, Snapshot, VecPacket, Verdict, Worker, WorkerC
 
 pub mod v6;
 
+/// `tcpdump -y EN10MB -ddd 'tcp dst port 80'` (tcpdump 4.99.3, libpcap 1.10.3, Debian 12): a real
+/// compiled filter, for the BPF interpreter's and the capture tap's tests.
+pub const TCPDUMP_TCP_DST_80: &str = "16;40 0 0 12;21 0 4 34525;48 0 0 20;21 0 11 6;40 0 0 56;21 8 9 80;\
+    21 0 8 2048;48 0 0 23;21 0 6 6;40 0 0 20;69 4 0 8191;177 0 0 14;72 0 0 16;21 0 1 80;\
+    6 0 0 262144;6 0 0 0";
+
 pub const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 pub const LB_MAC2: [u8; 6] = [0x02, 0, 0, 0, 1, 0xfe];
 pub const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];

@@ -329,8 +329,9 @@ pub fn udp_echo(vip: &str, src: &str, msg: &str) -> Result<String, String> {
 /// The same from a fixed source port (0: any), so that repeated datagrams are one flow.
 pub fn udp_echo_from(vip: &str, src: &str, sport: u16, msg: &str) -> Result<String, String> {
     // A small client that returns as soon as the echo arrives (socat waits out its timeout).
+    let family = if vip.contains(':') { "AF_INET6" } else { "AF_INET" };
     let py = format!(
-        "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+        "import socket; s=socket.socket(socket.{family}, socket.SOCK_DGRAM); \
          s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('{src}', {sport})); s.settimeout(2); \
          s.sendto(b'{msg}', ('{vip}', 5353)); print(s.recv(2048).decode())"
     );
@@ -340,6 +341,30 @@ pub fn udp_echo_from(vip: &str, src: &str, sport: u16, msg: &str) -> Result<Stri
         return Err(format!("no UDP echo from {vip} (src {src})"));
     }
     Ok(out)
+}
+
+/// Five datagrams from each client to every `(vip, mode)` UDP service: each echoed, and each
+/// client kept on one server (source-IP persistence). Prints the server each client got.
+pub fn udp_persistence(services: &[(&str, &str)], clients: &[&str], family: &str) {
+    for &(vip, mode) in services {
+        let mut by_client = std::collections::HashMap::new();
+        for &c in clients {
+            let mut servers = std::collections::HashSet::new();
+            for k in 0..5 {
+                let echo = udp_echo(vip, c, &format!("ping{k}")).unwrap_or_else(|e| panic!("{mode}: {e}"));
+                assert!(echo.ends_with(&format!("ping{k}")), "{mode}: echo from {vip} to {c}: {echo:?}");
+                servers.insert(echo.split_whitespace().next().unwrap().to_string());
+            }
+            assert_eq!(
+                servers.len(),
+                1,
+                "{mode}: source-IP persistence keeps {c} on one server: {servers:?}"
+            );
+            by_client.insert(c, servers.into_iter().next().unwrap());
+        }
+        let n = clients.len() * 5;
+        println!("  {mode:<6} UDP echo{family}, {n} datagrams, persistence by client: {by_client:?}");
+    }
 }
 
 pub const CLIENTS: [&str; 3] = ["198.51.100.10", "198.51.100.11", "198.51.100.12"];

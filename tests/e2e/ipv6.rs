@@ -49,29 +49,11 @@ pub fn every_mode_serves_http6(tb: &Testbed) {
 }
 
 pub fn udp_every_mode6(_: &Testbed) {
-    for (vip, mode) in [("2001:db8::100", "l2"), ("2001:db8::101", "ip6ip6"), ("2001:db8::102", "dscp")] {
-        let mut by_client = HashMap::new();
-        for c in CLIENTS6 {
-            let mut servers = std::collections::HashSet::new();
-            for k in 0..5 {
-                let py = format!(
-                    "import socket; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(('{c}', 0)); \
-                     s.settimeout(2); s.sendto(b'ping{k}', ('{vip}', 5353)); print(s.recv(2048).decode())"
-                );
-                let o = in_ns("c1", &["python3", "-c", &py]);
-                let echo = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                assert!(echo.ends_with(&format!("ping{k}")), "{mode}: echo from {vip} to {c}: {echo:?}");
-                servers.insert(echo.split_whitespace().next().unwrap().to_string());
-            }
-            assert_eq!(
-                servers.len(),
-                1,
-                "{mode}: source-IP persistence keeps {c} on one server: {servers:?}"
-            );
-            by_client.insert(c, servers.into_iter().next().unwrap());
-        }
-        println!("  {mode:<6} UDP echo over IPv6, 15 datagrams, persistence by client: {by_client:?}");
-    }
+    udp_persistence(
+        &[("2001:db8::100", "l2"), ("2001:db8::101", "ip6ip6"), ("2001:db8::102", "dscp")],
+        &CLIENTS6,
+        " over IPv6",
+    );
 }
 
 pub fn large_transfers6(tb: &Testbed) {

@@ -96,9 +96,8 @@ fn live_capture(tb: &Testbed) {
     for l in &lines {
         assert!(l.contains("> 10.0.0.100.80:"), "frame outside the filter: {l}");
     }
-    let lb = "02:00:00:00:00:02";
-    let received = lines.iter().filter(|l| l.contains(&format!("> {lb},"))).count();
-    let sent = lines.iter().filter(|l| l.contains(&format!(" {lb} > "))).count();
+    let received = lines.iter().filter(|l| l.contains(&format!("> {LB_MAC},"))).count();
+    let sent = lines.iter().filter(|l| l.contains(&format!(" {LB_MAC} > "))).count();
     assert!(received > 0 && sent > 0, "both directions: {received} received, {sent} sent\n{text}");
     // A port the appliance does not have is refused, and a stopped capture left none running.
     let o =
@@ -197,24 +196,7 @@ fn arp_and_echo(_: &Testbed) {
 }
 
 fn udp_every_mode(_: &Testbed) {
-    for (vip, mode) in [("10.0.0.100", "l2"), ("10.0.0.101", "ipip"), ("10.0.0.102", "dscp")] {
-        let mut by_client = HashMap::new();
-        for c in CLIENTS {
-            let mut servers = std::collections::HashSet::new();
-            for k in 0..5 {
-                let echo = udp_echo(vip, c, &format!("ping{k}")).unwrap_or_else(|e| panic!("{mode}: {e}"));
-                assert!(echo.ends_with(&format!("ping{k}")), "{mode}: echo {echo:?}");
-                servers.insert(echo.split_whitespace().next().unwrap().to_string());
-            }
-            assert_eq!(
-                servers.len(),
-                1,
-                "{mode}: source-IP persistence keeps {c} on one server: {servers:?}"
-            );
-            by_client.insert(c, servers.into_iter().next().unwrap());
-        }
-        println!("  {mode:<5} UDP echo, 15 datagrams, persistence by client: {by_client:?}");
-    }
+    udp_persistence(&[("10.0.0.100", "l2"), ("10.0.0.101", "ipip"), ("10.0.0.102", "dscp")], &CLIENTS, "");
 }
 
 fn destination_hash(_: &Testbed) {
