@@ -98,7 +98,19 @@ fn main() {
         stop: stop.clone(),
         idle_sleep_us: args.idle_sleep_us,
     };
-    let job = eal.launch(lcore, move || worker::run(setup)).expect("launch worker");
+    // The worker thread's id, for its CPU time (/proc/self/task/TID/schedstat).
+    let worker_tid = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let tid_slot = worker_tid.clone();
+    let job = eal
+        .launch(lcore, move || {
+            let tid = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|p| p.file_name().and_then(|n| n.to_str()?.parse().ok()))
+                .unwrap_or(0);
+            tid_slot.store(tid, Ordering::Relaxed);
+            worker::run(setup)
+        })
+        .expect("launch worker");
 
     let hz = dpdk_bindings::tsc_hz();
     let period = (hz / args.rate.max(1)).max(1);
@@ -108,10 +120,14 @@ fn main() {
     let (mut sent, mut received, mut refused, mut i) = (0u64, 0u64, 0u64, 0usize);
     let (mut out, mut back) = (Burst::new(), Burst::new());
     let mut next = dpdk_bindings::tsc();
+    let mut cpu_start: Option<(u64, std::time::Instant)> = None;
     loop {
         let now = dpdk_bindings::tsc();
         if now >= end {
             break;
+        }
+        if cpu_start.is_none() && now >= warmup_end {
+            cpu_start = Some((cpu_ns(worker_tid.load(Ordering::Relaxed)), std::time::Instant::now()));
         }
         if now >= next {
             // One packet per period: a NIC's queue receives them one by one at this rate. When
@@ -149,12 +165,25 @@ fn main() {
             }
         }
     }
+    // The share of one core the worker used over the measured seconds.
+    let cpu = cpu_start.map_or(0.0, |(ns, t)| {
+        let used = cpu_ns(worker_tid.load(Ordering::Relaxed)).saturating_sub(ns);
+        100.0 * used as f64 / t.elapsed().as_nanos().max(1) as f64
+    });
     stop.store(true, Ordering::Relaxed);
     job.join();
-    report(&args, &mut samples, hz, sent, received, refused);
+    report(&args, &mut samples, hz, (sent, received, refused), cpu);
 }
 
-fn report(args: &Args, samples: &mut [u64], hz: u64, sent: u64, received: u64, refused: u64) {
+/// Nanoseconds thread `tid` of this process has run (the kernel's schedstat), 0 if unknown.
+fn cpu_ns(tid: u64) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn report(args: &Args, samples: &mut [u64], hz: u64, (sent, received, refused): (u64, u64, u64), cpu: f64) {
     samples.sort_unstable();
     let ns = |q: f64| -> f64 {
         if samples.is_empty() {
@@ -166,12 +195,12 @@ fn report(args: &Args, samples: &mut [u64], hz: u64, sent: u64, received: u64, r
     let (p50, p99, p999, max) = (ns(0.5), ns(0.99), ns(0.999), ns(1.0));
     if args.json {
         println!(
-            "{{\"mode\":\"{}\",\"rate\":{},\"idle_sleep_us\":{},\"samples\":{},\"sent\":{},\"received\":{},\"refused\":{},\"p50_ns\":{:.0},\"p99_ns\":{:.0},\"p999_ns\":{:.0},\"max_ns\":{:.0}}}",
-            args.mode, args.rate, args.idle_sleep_us, samples.len(), sent, received, refused, p50, p99, p999, max
+            "{{\"mode\":\"{}\",\"rate\":{},\"idle_sleep_us\":{},\"samples\":{},\"sent\":{},\"received\":{},\"refused\":{},\"p50_ns\":{:.0},\"p99_ns\":{:.0},\"p999_ns\":{:.0},\"max_ns\":{:.0},\"worker_cpu_pct\":{:.1}}}",
+            args.mode, args.rate, args.idle_sleep_us, samples.len(), sent, received, refused, p50, p99, p999, max, cpu
         );
     } else {
         println!(
-            "{} at {} pps, idle sleep {} µs: p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs ({} samples; sent {}, received {}, ring full {})",
+            "{} at {} pps, idle sleep {} µs: p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs ({} samples; sent {}, received {}, ring full {}; worker {:.0} % of a core)",
             args.mode,
             args.rate,
             args.idle_sleep_us,
@@ -182,7 +211,8 @@ fn report(args: &Args, samples: &mut [u64], hz: u64, sent: u64, received: u64, r
             samples.len(),
             sent,
             received,
-            refused
+            refused,
+            cpu
         );
     }
 }
