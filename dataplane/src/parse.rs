@@ -123,17 +123,32 @@ pub fn parse_into(frame: &[u8], out: &mut Parsed) -> Result<Kind, DropReason> {
 /// would (a property test compares the two).
 #[inline(always)]
 fn parse_common(f: &[u8], out: &mut Parsed) -> bool {
-    common_shape(f, out).is_some()
+    match common_header(f) {
+        Some((h, tcp_flags)) => {
+            write_common(h, tcp_flags, out);
+            true
+        }
+        None => false,
+    }
 }
 
-/// `parse_common` with `?` for its checks: `None` at the first that fails, before `out` is
-/// touched.
+/// Bytes of a common-shape frame read at fixed offsets: Ethernet, IPv4 without options, and the
+/// first eight bytes of TCP or UDP (ports, and UDP's length and checksum).
+pub(crate) const COMMON_LEN: usize = wire::ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + l4::UDP_LEN;
+/// The first `COMMON_LEN` bytes of a common-shape frame.
+pub(crate) type CommonHeader = [u8; COMMON_LEN];
+/// Where a common-shape frame's TCP flags are.
+pub(crate) const COMMON_TCP_FLAGS_AT: usize = wire::ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + 13;
+
+/// Whether `f` has the common shape (`parse_common`'s): its first bytes and its TCP flags (0 for
+/// UDP), with every check `parse_common` makes; nothing is written. The worker's first pass
+/// keys a flow from these bytes alone, and its established-flow path reads them again.
 #[inline(always)]
-fn common_shape(f: &[u8], out: &mut Parsed) -> Option<()> {
+pub(crate) fn common_header(f: &[u8]) -> Option<(&CommonHeader, u8)> {
     const L3: usize = wire::ethernet::HEADER_LEN;
     const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
     // One length check; with the array's length known, every read below is free of checks.
-    let h: &[u8; L4 + l4::UDP_LEN] = f.get(..L4 + l4::UDP_LEN)?.try_into().ok()?;
+    let h: &CommonHeader = f.first_chunk()?;
     let flags_frag = wire::be16(h, L3 + ipv4::field::FLAGS_FRAG);
     if wire::be16(h, L3 - 2) != wire::ETHERTYPE_IPV4
         || h[L3] != 0x45
@@ -146,8 +161,7 @@ fn common_shape(f: &[u8], out: &mut Parsed) -> Option<()> {
         return None;
     }
     let l4_len = (ip_len as usize).checked_sub(ipv4::MIN_HEADER_LEN)?;
-    let proto = h[L3 + ipv4::field::PROTOCOL];
-    let tcp_flags = match proto {
+    let tcp_flags = match h[L3 + ipv4::field::PROTOCOL] {
         ipv4::PROTO_TCP => {
             let t: &[u8; l4::TCP_MIN_LEN] = f.get(L4..L4 + l4::TCP_MIN_LEN)?.try_into().ok()?;
             let off = ((t[12] >> 4) as usize) * 4;
@@ -165,11 +179,20 @@ fn common_shape(f: &[u8], out: &mut Parsed) -> Option<()> {
         }
         _ => return None,
     };
+    Some((h, tcp_flags))
+}
+
+/// What `parse_any` reads of a frame `common_header` accepted, field by field into `out`.
+#[inline(always)]
+pub(crate) fn write_common(h: &CommonHeader, tcp_flags: u8, out: &mut Parsed) {
+    const L3: usize = wire::ethernet::HEADER_LEN;
+    const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
+    let flags_frag = wire::be16(h, L3 + ipv4::field::FLAGS_FRAG);
     out.l3 = L3 as u8;
     out.ihl = ipv4::MIN_HEADER_LEN as u8;
-    out.ip_len = ip_len;
+    out.ip_len = wire::be16(h, L3 + ipv4::field::TOTAL_LEN);
     out.l4 = L4 as u8;
-    out.proto = proto;
+    out.proto = h[L3 + ipv4::field::PROTOCOL];
     out.tos = h[L3 + ipv4::field::TOS];
     out.ttl = h[L3 + ipv4::field::TTL];
     out.df = flags_frag & ipv4::FLAG_DF != 0;
@@ -179,7 +202,6 @@ fn common_shape(f: &[u8], out: &mut Parsed) -> Option<()> {
     out.sport = wire::be16(h, L4);
     out.dport = wire::be16(h, L4 + 2);
     out.tcp_flags = tcp_flags;
-    Some(())
 }
 
 /// Every frame `parse_common` does not take: VLAN tags, options, fragments, ARP, other

@@ -8,7 +8,7 @@ use crate::buf::{PacketBuf, PacketSink};
 use crate::counters::{Counters, DropReason};
 use crate::flow::{hash_addr, FlowId, FlowKey, FlowSlot, FlowTable, FlowTable6};
 use crate::io::BURST;
-use crate::parse::{parse_into, Fragment, Kind, Parsed};
+use crate::parse::{self, parse_into, Fragment, Kind, Parsed};
 use crate::persist::{persisted_addr, PersistTable};
 use crate::ratelimit::TokenBucket;
 use crate::rewrite::{self, EncapResult};
@@ -17,6 +17,7 @@ use crate::snapshot::{Forward, PortRole, ServiceInfo, Snapshot};
 use crate::table::{self, Insert, MemoryAdvice, Millis};
 use crate::wire::{be16, ethernet, icmp, ip4, ipv4, l4};
 
+mod fast;
 mod v6;
 
 /// What to do with a packet after the pipeline.
@@ -157,6 +158,12 @@ pub struct Worker {
     st: State,
     /// The first pass's descriptions of one burst, reused (not rebuilt) from burst to burst.
     descs: Box<[PacketDesc; BURST]>,
+    /// Whether established flows take `fast::established` (always, but for the tests that hold
+    /// it equal to the general path).
+    fast_path: bool,
+    /// Packets the established-flow path took (for the tests).
+    #[cfg(test)]
+    established: u64,
 }
 
 impl Worker {
@@ -186,6 +193,9 @@ impl Worker {
             },
             snap: snap.clone(),
             descs: Box::new([PacketDesc::EMPTY; BURST]),
+            fast_path: true,
+            #[cfg(test)]
+            established: 0,
         };
         w.install(snap);
         w
@@ -251,12 +261,16 @@ impl Worker {
 
     /// Run a burst; `verdicts[i]` tells what to do with `pkts[i]`.
     ///
-    /// Two passes per `BURST` packets: the first describes every packet (parsed once, in place,
-    /// its flow keyed and hashed) and starts fetching that flow's bucket; the second runs each
-    /// packet. The fetches are started in the first pass because it is short per packet: the
-    /// CPU's reorder window then spans several packets' fetches, so their TLB walks and misses
-    /// overlap (at a million flows nearly every bucket is both; docs/performance.md has the
-    /// figures).
+    /// Two passes per `BURST` packets: the first looks at every packet and starts fetching its
+    /// flow's bucket; the second runs each packet. The fetches are started in the first pass
+    /// because it is short per packet: the CPU's reorder window then spans several packets'
+    /// fetches, so their TLB walks and misses overlap (at a million flows nearly every bucket is
+    /// both; docs/performance.md has the figures).
+    ///
+    /// A packet of the common shape (`parse::common_header`) is only keyed and hashed in the
+    /// first pass; in the second, `fast::established` forwards it straight from its header when
+    /// it belongs to a flow this worker holds, and otherwise it is described then and takes the
+    /// general path. Every other packet is described in the first pass.
     pub fn process_burst<B: PacketBuf, S: PacketSink<B>>(
         &mut self,
         pkts: &mut [B],
@@ -265,12 +279,23 @@ impl Worker {
         verdicts: &mut [Verdict],
         sink: &mut S,
     ) {
-        let Worker { snap, st, descs } = self;
+        let Worker { snap, st, descs, fast_path, .. } = self;
+        #[cfg(test)]
+        let mut established = 0;
         let mut cx = BurstCx::new(snap, in_port, now, sink);
+        let mut tally = fast::Tally::default();
         for (pkts, verdicts) in pkts.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
             st.counters.rx_packets += pkts.len() as u64;
             for (pkt, d) in pkts.iter().zip(descs.iter_mut()) {
-                describe(pkt.data(), d);
+                let data = pkt.data();
+                if let Some((h, _)) = parse::common_header(data) {
+                    d.common = true;
+                    d.hash = fast::common_key(h).hash();
+                    st.flows.prefetch(d.hash);
+                    continue;
+                }
+                d.common = false;
+                describe(data, d);
                 if d.kind == Ok(Kind::Ipv6) {
                     st.flows6.prefetch(d.hash);
                 } else {
@@ -278,9 +303,36 @@ impl Worker {
                 }
             }
             for (i, (pkt, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-                *v = run(&mut cx, st, pkt, &descs[i]);
+                let d = &mut descs[i];
+                if d.common {
+                    if *fast_path {
+                        if let Some(fv) = fast::established(&mut cx, st, pkt, d.hash, &mut tally) {
+                            *v = fv;
+                            #[cfg(test)]
+                            {
+                                established += 1;
+                            }
+                            continue;
+                        }
+                    }
+                    describe(pkt.data(), d);
+                }
+                *v = run(&mut cx, st, pkt, d);
             }
         }
+        tally.flush(&mut st.counters);
+        #[cfg(test)]
+        {
+            self.established += established;
+        }
+    }
+
+    /// Send every packet down the general path (for the tests that hold the established-flow
+    /// path to the same answers, counts and table).
+    #[cfg(test)]
+    fn without_fast_path(mut self) -> Self {
+        self.fast_path = false;
+        self
     }
 
     /// Run one packet received on `in_port` at `now`.
@@ -320,9 +372,12 @@ impl<'a, S> BurstCx<'a, S> {
 
 /// What the first pass learns of a packet (Katran's `packet_description`): what it is, its
 /// headers, and the flow it would belong to with that flow's hash (the key zero when it is not
-/// IPv4; for IPv6 the hash is `v6::peek_hash`'s, for its own table's prefetch).
+/// IPv4; for IPv6 the hash is `v6::peek_hash`'s, for its own table's prefetch). For a packet of
+/// the common shape the first pass writes only `common` and `hash`, and the rest is written
+/// when the packet leaves the established-flow path.
 #[derive(Clone, Copy)]
 struct PacketDesc {
+    common: bool,
     kind: Result<Kind, DropReason>,
     p: Parsed,
     key: FlowKey,
@@ -331,7 +386,7 @@ struct PacketDesc {
 
 impl PacketDesc {
     const EMPTY: PacketDesc =
-        PacketDesc { kind: Ok(Kind::Arp), p: Parsed::EMPTY, key: FlowKey::ZERO, hash: 0 };
+        PacketDesc { common: false, kind: Ok(Kind::Arp), p: Parsed::EMPTY, key: FlowKey::ZERO, hash: 0 };
 }
 
 /// Parse a frame once, in place, and key and hash its flow.
@@ -527,12 +582,8 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
     let existing = st.flows.get_mut(&id, hash, now).map(|e| {
         if closing || e.flags & (table::FLAG_CLOSING | table::FLAG_EMBRYONIC) != 0 {
             change_state(&mut e.flags, &mut e.expires, p.tcp_flags, s, closing, idle, now);
-        } else if (e.expires.wrapping_sub(now) as i32) < idle as i32 {
-            // Refresh only when less than a whole timeout is left, and then a little beyond it:
-            // a busy flow dirties its bucket once per idle/32 instead of once per packet (at a
-            // million flows the write-backs cost as much memory traffic as the lookups), and an
-            // idle flow leaves between idle and idle·33/32 after its last packet — never early.
-            e.expires = now.wrapping_add(idle + idle / 32);
+        } else {
+            refresh(&mut e.expires, idle, now);
         }
         e.backend
     });
@@ -565,6 +616,18 @@ fn forward_service<B: PacketBuf, S: PacketSink<B>>(
         return Verdict::Drop(DropReason::NoHealthyBackend);
     };
     send_to_backend(cx, st, pkt, p, s, f, backend)
+}
+
+/// A known, established flow's packet: its expiry moves on. Only when less than a whole timeout
+/// is left, and then a little beyond it: a busy flow dirties its bucket once per idle/32
+/// instead of once per packet (at a million flows the write-backs cost as much memory traffic
+/// as the lookups), and an idle flow leaves between idle and idle·33/32 after its last packet —
+/// never early.
+#[inline(always)]
+fn refresh(expires: &mut Millis, idle: u32, now: Millis) {
+    if (expires.wrapping_sub(now) as i32) < idle as i32 {
+        *expires = now.wrapping_add(idle + idle / 32);
+    }
 }
 
 /// A known flow that is closing, or has seen only a SYN, or is about to be either (its slot's
@@ -710,6 +773,19 @@ fn send_to_backend<B: PacketBuf, S: PacketSink<B>>(
     let bc = &mut st.counters.backends[backend as usize];
     bc.packets += 1;
     bc.bytes += len;
+    rewrite_to(cx, st, pkt, p, s, f)
+}
+
+/// Rewrite a packet (counted for its service and backend) for the service's mode toward `f`.
+#[inline(always)]
+fn rewrite_to<B: PacketBuf, S: PacketSink<B>>(
+    cx: &mut BurstCx<'_, S>,
+    st: &mut State,
+    pkt: &mut B,
+    p: &Parsed,
+    s: &ServiceInfo,
+    f: &Forward,
+) -> Verdict {
     match rewrite::to_backend(pkt, p, s.mode, f, &mut st.ip_id, cx.sink) {
         EncapResult::Done => Verdict::Tx(f.port),
         EncapResult::Fragmented(n) => {

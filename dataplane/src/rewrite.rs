@@ -81,7 +81,34 @@ pub fn rewrite_dscp(
     next_hop: [u8; 6],
     port_mac: [u8; 6],
 ) {
-    let ip = p.l3();
+    let at = DscpAt { l3: p.l3(), l4: p.l4(), proto: p.proto, tos: p.tos, dst: p.dst };
+    rewrite_dscp_at(frame, at, code, real_ip, next_hop, port_mac);
+}
+
+/// What `rewrite_dscp` reads of a packet's parse: where its headers are, and the fields it
+/// changes.
+#[derive(Debug, Clone, Copy)]
+pub struct DscpAt {
+    pub l3: usize,
+    /// Where the L4 header starts, when the packet has one.
+    pub l4: Option<usize>,
+    pub proto: u8,
+    pub tos: u8,
+    pub dst: [u8; 4],
+}
+
+/// `rewrite_dscp` from what it needs of the parse alone (the established-flow path has those
+/// fields at hand and no `Parsed`).
+#[inline(always)]
+pub fn rewrite_dscp_at(
+    frame: &mut [u8],
+    p: DscpAt,
+    code: u8,
+    real_ip: [u8; 4],
+    next_hop: [u8; 6],
+    port_mac: [u8; 6],
+) {
+    let ip = p.l3;
     let Some(h) = frame.get_mut(ip..ip + ipv4::MIN_HEADER_LEN) else { return };
     // The destination's change is shared by the IP checksum and the L4 pseudo-header.
     let dst_delta = checksum::delta32(p.dst, real_ip);
@@ -93,21 +120,22 @@ pub fn rewrite_dscp(
     h[ipv4::field::DST..ipv4::field::DST + 4].copy_from_slice(&real_ip);
     // The L4 checksum covers the destination through the pseudo-header (later fragments carry
     // no L4 header, and ICMP has no pseudo-header).
-    if let Some(l4_off) = p.l4() {
+    if let Some(l4_off) = p.l4 {
         let at = match p.proto {
             ipv4::PROTO_TCP => Some(l4_off + l4::TCP_CHECKSUM),
             ipv4::PROTO_UDP => Some(l4_off + l4::UDP_CHECKSUM),
             _ => None,
         };
         if let Some(at) = at {
-            let old = be16(frame, at);
+            let Some(c) = frame.get_mut(at..at + 2) else { return };
+            let old = be16(c, 0);
             // UDP checksum 0 means "none": it stays 0.
             if !(p.proto == ipv4::PROTO_UDP && old == 0) {
                 let mut new = checksum::apply(old, dst_delta);
                 if p.proto == ipv4::PROTO_UDP && new == 0 {
                     new = 0xffff; // a computed zero is sent as all ones (RFC 768)
                 }
-                frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
+                c.copy_from_slice(&new.to_be_bytes());
             }
         }
     }

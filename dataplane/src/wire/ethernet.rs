@@ -111,11 +111,13 @@ pub fn dst_is(frame: &[u8], mac: [u8; 6]) -> bool {
     }
 }
 
-/// Set destination and source MAC in place.
+/// Set destination and source MAC in place (a frame too short to have both is left alone).
 #[inline]
 pub fn set_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
-    frame[0..6].copy_from_slice(&dst);
-    frame[6..12].copy_from_slice(&src);
+    if let Some(m) = frame.first_chunk_mut::<12>() {
+        m[..6].copy_from_slice(&dst);
+        m[6..].copy_from_slice(&src);
+    }
 }
 
 #[cfg(test)]

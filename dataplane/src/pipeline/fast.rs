@@ -1,0 +1,289 @@
+//! The established-flow path: a whole TCP or UDP segment of the common shape, for this port's
+//! MAC, of a flow this worker holds that is neither opening nor closing, to a backend that keeps
+//! it. That is nearly every packet a load balancer sees, and this path takes it from the header
+//! bytes straight to the rewrite: no description written and read back, no classification
+//! enum, no per-packet counter of what was forwarded.
+//!
+//! It decides nothing the general path would not: every check that could send the packet
+//! elsewhere is made before anything changes, and a packet that fails one goes down the general
+//! path as if this one did not exist (`tests::established_path_changes_no_answer` holds the two
+//! equal on verdicts, bytes, counters and flow tables).
+
+use super::{count, refresh, rewrite_to, BurstCx, State, Verdict};
+use crate::buf::{PacketBuf, PacketSink};
+use crate::counters::Counters;
+use crate::flow::FlowKey;
+use crate::parse::{self, CommonHeader, Parsed};
+use crate::rewrite::{self, DscpAt};
+use crate::snapshot::ForwardMode;
+use crate::table;
+use crate::wire::{be16, ethernet, ip4, ipv4, l4};
+
+const L3: usize = ethernet::HEADER_LEN;
+const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
+
+/// The flow a common-shape frame belongs to (what `flow_key` makes of its parse: it is whole).
+#[inline(always)]
+pub(super) fn common_key(h: &CommonHeader) -> FlowKey {
+    FlowKey::new(
+        h[L3 + ipv4::field::PROTOCOL],
+        ip4(h, L3 + ipv4::field::SRC),
+        ip4(h, L3 + ipv4::field::DST),
+        be16(h, L4),
+        be16(h, L4 + 2),
+    )
+}
+
+/// What the established-flow path forwarded in one burst, added to the worker's counters once
+/// per burst (and per change of service and backend) instead of once per packet.
+#[derive(Default)]
+pub(super) struct Tally {
+    forwarded: u64,
+    service: u16,
+    backend: u32,
+    packets: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    /// One packet of `len` bytes for service id `service` and backend id `backend`.
+    #[inline(always)]
+    fn add(&mut self, c: &mut Counters, service: u16, backend: u32, len: u64) {
+        if service != self.service || backend != self.backend {
+            self.flush_traffic(c);
+            self.service = service;
+            self.backend = backend;
+        }
+        self.packets += 1;
+        self.bytes += len;
+    }
+
+    #[inline(always)]
+    fn flush_traffic(&mut self, c: &mut Counters) {
+        if self.packets == 0 {
+            return;
+        }
+        if let Some(sc) = c.services.get_mut(self.service as usize) {
+            sc.packets += self.packets;
+            sc.bytes += self.bytes;
+        }
+        if let Some(bc) = c.backends.get_mut(self.backend as usize) {
+            bc.packets += self.packets;
+            bc.bytes += self.bytes;
+        }
+        self.packets = 0;
+        self.bytes = 0;
+    }
+
+    /// Add what was tallied to the counters (at the end of a burst).
+    pub(super) fn flush(&mut self, c: &mut Counters) {
+        self.flush_traffic(c);
+        c.forwarded += self.forwarded;
+        self.forwarded = 0;
+    }
+}
+
+/// Forward a common-shape packet (`parse::common_header` accepted it in the first pass, and
+/// `hash` is its flow's) if it belongs to an established flow this worker holds; `None`, with
+/// nothing changed, sends it down the general path.
+#[inline(always)]
+pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
+    cx: &mut BurstCx<'_, S>,
+    st: &mut State,
+    pkt: &mut B,
+    hash: u64,
+    tally: &mut Tally,
+) -> Option<Verdict> {
+    let (snap, now) = (cx.snap, cx.now);
+    let data = pkt.data_mut();
+    let len = data.len() as u64;
+    let h: &CommonHeader = data.first_chunk()?;
+    if !ethernet::dst_is(h, cx.port_mac) {
+        return None;
+    }
+    let proto = h[L3 + ipv4::field::PROTOCOL];
+    let tcp = proto == ipv4::PROTO_TCP;
+    let tcp_flags = if tcp { *data.get(parse::COMMON_TCP_FLAGS_AT)? } else { 0 };
+    if tcp_flags & (l4::TCP_FIN | l4::TCP_RST) != 0 {
+        return None;
+    }
+    let key = common_key(h);
+    let svc = st.last_service.find(snap, key.dst(), proto, key.dport())?;
+    let s = snap.services.get(svc)?;
+    let slot = st.flows.get_mut(&key.id(s.id), hash, now)?;
+    if slot.flags & (table::FLAG_CLOSING | table::FLAG_EMBRYONIC) != 0 {
+        return None;
+    }
+    let backend = slot.backend;
+    let f = snap.forward(svc, backend).filter(|f| f.keeps_flows)?;
+    // Decided: from here on this is what the general path does with the packet.
+    refresh(&mut slot.expires, if tcp { s.tcp_idle_ms } else { s.udp_idle_ms }, now);
+    tally.add(&mut st.counters, s.id, backend, len);
+    let fits = be16(h, L3 + ipv4::field::TOTAL_LEN) <= f.mtu;
+    match s.mode {
+        // `rewrite::to_backend`'s two in-place modes, for a packet that fits the egress.
+        ForwardMode::L2 if fits => rewrite::rewrite_l2(data, f.next_hop, f.port_mac),
+        ForwardMode::Dscp(code) if fits => {
+            let at = DscpAt {
+                l3: L3,
+                l4: Some(L4),
+                proto,
+                tos: h[L3 + ipv4::field::TOS],
+                dst: ip4(h, L3 + ipv4::field::DST),
+            };
+            rewrite::rewrite_dscp_at(data, at, code, f.real_ip, f.next_hop, f.port_mac);
+        }
+        // Encapsulation, and what does not fit, need the whole parse.
+        _ => {
+            let mut p = Parsed::EMPTY;
+            parse::write_common(h, tcp_flags, &mut p);
+            let v = rewrite_to(cx, st, pkt, &p, s, f);
+            if let Verdict::Tx(_) = v {
+                tally.forwarded += 1;
+            } else {
+                count(&mut st.counters, v);
+            }
+            return Some(v);
+        }
+    }
+    tally.forwarded += 1;
+    Some(Verdict::Tx(f.port))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use crate::flow::FlowSlot;
+    use crate::snapshot::{BackendState, Snapshot};
+    use crate::testkit::{eth, every_feature, tcp_seg, udp_seg, CountedSink, Ip};
+    use crate::{PacketBuf, VecPacket, Verdict, Worker, WorkerConfig};
+
+    /// `every_feature`'s configuration, and a second one a reload might bring: backends down,
+    /// draining and unresolved, and a small MTU on the server side.
+    fn snapshots() -> [Arc<Snapshot>; 2] {
+        let a = every_feature();
+        let mut services = a.services.clone();
+        for s in services.iter_mut() {
+            for (i, b) in s.backends.iter_mut().enumerate() {
+                match i {
+                    0 => b.state = BackendState::Down,
+                    1 => b.next_hop_mac = None,
+                    _ => b.state = BackendState::Up,
+                }
+            }
+        }
+        let mut ports = a.ports.clone();
+        ports[1].mtu = 300;
+        let b = Snapshot::build(2, ports, services).expect("snapshot");
+        [Arc::new(a), Arc::new(b)]
+    }
+
+    /// One packet of the test's traffic: few clients, VIPs and ports, so that flows repeat and
+    /// open, run and close; every TCP flag mix; some frames for another MAC, or cut, or edited.
+    #[derive(Debug, Clone)]
+    struct Pkt {
+        client: u8,
+        vip: u8,
+        udp: bool,
+        dport: u8,
+        sport: u8,
+        flags: u8,
+        size: u16,
+        other_mac: bool,
+        edit: Option<(usize, u8)>,
+        cut: u8,
+    }
+
+    fn pkt() -> impl Strategy<Value = Pkt> {
+        (
+            (0u8..4, 0u8..5, any::<bool>(), 0u8..4, 0u8..3),
+            prop::sample::select(vec![0x02u8, 0x10, 0x12, 0x18, 0x11, 0x04, 0x14, 0x01, 0x00]),
+            (0u16..600, prop::bool::weighted(0.05)),
+            prop::option::weighted(0.05, (0usize..60, any::<u8>())),
+            prop::sample::select(vec![0u8, 0, 0, 0, 0, 0, 0, 0, 1, 10, 30]),
+        )
+            .prop_map(|((client, vip, udp, dport, sport), flags, (size, other_mac), edit, cut)| {
+                Pkt { client, vip, udp, dport, sport, flags, size, other_mac, edit, cut }
+            })
+    }
+
+    fn frame(p: &Pkt) -> Vec<u8> {
+        let src = [[198, 51, 100, 7], [203, 0, 113, 9], [192, 0, 2, 1], [127, 0, 0, 1]][p.client as usize];
+        let dst = [[10, 0, 0, 100], [10, 0, 0, 101], [10, 0, 0, 102], [10, 0, 0, 103], [10, 0, 0, 2]]
+            [p.vip as usize];
+        let (sport, dport) = (40000 + p.sport as u16, [80, 443, 53, 9][p.dport as usize]);
+        let data = vec![0x5a; p.size as usize];
+        let (proto, seg) = if p.udp {
+            (17, udp_seg(src, dst, sport, dport, &data, p.size.is_multiple_of(2)))
+        } else {
+            (6, tcp_seg(src, dst, sport, dport, p.flags, &data))
+        };
+        let mut ip = Ip::new(proto, src, dst);
+        ip.df = !p.size.is_multiple_of(3);
+        let to = if p.other_mac { [2, 0, 0, 0, 7, 7] } else { [2, 0, 0, 0, 0, 1] };
+        let mut f = eth(to, [2, 0, 0, 0, 9, 9], 0x0800, &ip.bytes(&seg));
+        if let Some((at, byte)) = p.edit {
+            if at < f.len() {
+                f[at] = byte;
+            }
+        }
+        f.truncate(f.len().saturating_sub(p.cut as usize));
+        f
+    }
+
+    fn live(w: &Worker, now: u32) -> Vec<FlowSlot> {
+        let mut v = Vec::new();
+        w.flows().for_each_live(now, |s| v.push(*s));
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+        /// The established-flow path changes no answer: two workers, one with it and one that
+        /// sends everything down the general path, given the same bursts (with time moving on
+        /// past the SYN, closing and idle timeouts, and a reload between), agree on every
+        /// verdict, every byte sent, every counter and every flow held.
+        #[test]
+        fn established_path_changes_no_answer(
+            mut bursts in proptest::collection::vec(
+                (proptest::collection::vec(pkt(), 1..48), 0u32..400, any::<bool>(), prop::bool::weighted(0.1)),
+                1..12,
+            ),
+        ) {
+            // First a handshake and a packet of it, so that every case has an established flow.
+            let open = |flags| Pkt { client: 0, vip: 0, udp: false, dport: 0, sport: 0, flags, size: 10, other_mac: false, edit: None, cut: 0 };
+            bursts.insert(0, (vec![open(0x02), open(0x10), open(0x18)], 0, false, false));
+            let [a, b] = snapshots();
+            let cfg = WorkerConfig { flow_capacity: 64, flow6_capacity: 64, persistence_capacity: 64, ..Default::default() };
+            let mut fast = Worker::new(cfg, a.clone());
+            let mut general = Worker::new(cfg, a).without_fast_path();
+            let mut now = 1u32;
+            for (pkts, dt, in_port_1, reload) in bursts {
+                now += dt;
+                if reload {
+                    fast.install(b.clone());
+                    general.install(b.clone());
+                }
+                let in_port = in_port_1 as u16;
+                let frames: Vec<Vec<u8>> = pkts.iter().map(frame).collect();
+                let mut out = Vec::new();
+                for w in [&mut fast, &mut general] {
+                    let mut bufs: Vec<VecPacket> = frames.iter().map(|f| VecPacket::from_bytes(f)).collect();
+                    let mut verdicts = vec![Verdict::Drop(crate::DropReason::NoBuffer); bufs.len()];
+                    w.process_burst(&mut bufs, in_port, now, &mut verdicts, &mut CountedSink(4));
+                    w.housekeeping(now);
+                    let bytes: Vec<Vec<u8>> = bufs.iter().map(|p| p.data().to_vec()).collect();
+                    out.push((verdicts, bytes));
+                }
+                prop_assert_eq!(&out[0], &out[1]);
+                prop_assert_eq!(fast.counters(), general.counters());
+                prop_assert_eq!(live(&fast, now), live(&general, now));
+                prop_assert_eq!(fast.flows().active_counts(), general.flows().active_counts());
+            }
+            prop_assert!(fast.established > 0 && general.established == 0, "the path under test was taken");
+        }
+    }
+}
