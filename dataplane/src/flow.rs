@@ -6,12 +6,14 @@ use crate::table::{Insert, MemoryAdvice, Millis, Slot, Table, FLAG_USED};
 
 /// The 5-tuple of a client→VIP flow (ports are 0 for fragmented datagrams, which are
 /// scheduled on addresses only so every fragment lands on the same backend). Packed in two
-/// words so that comparing and hashing keys is two operations each.
+/// words so that comparing and hashing keys is two operations each, and laid out as the bytes
+/// lie in the IPv4 and TCP/UDP headers (read as little-endian words), so that keying a packet is
+/// two loads: addresses, then ports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
-    /// source address << 32 | destination address
+    /// source address, then destination address, as on the wire
     addrs: u64,
-    /// source port << 32 | destination port << 16 | protocol
+    /// source port, then destination port, as on the wire; protocol << 32
     rest: u64,
 }
 
@@ -20,36 +22,49 @@ impl FlowKey {
 
     #[inline]
     pub fn new(proto: u8, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Self {
-        FlowKey {
-            addrs: ((u32::from_be_bytes(src) as u64) << 32) | u32::from_be_bytes(dst) as u64,
-            rest: ((sport as u64) << 32) | ((dport as u64) << 16) | proto as u64,
-        }
+        let [s0, s1, s2, s3] = src;
+        let [d0, d1, d2, d3] = dst;
+        let ([p0, p1], [q0, q1]) = (sport.to_be_bytes(), dport.to_be_bytes());
+        FlowKey::from_wire(
+            u64::from_le_bytes([s0, s1, s2, s3, d0, d1, d2, d3]),
+            u32::from_le_bytes([p0, p1, q0, q1]),
+            proto,
+        )
+    }
+
+    /// The key from the header's words: the 8 bytes of source and destination address and the 4
+    /// of source and destination port, each read little-endian, and the protocol.
+    #[inline(always)]
+    pub fn from_wire(addrs: u64, ports: u32, proto: u8) -> Self {
+        FlowKey { addrs, rest: ports as u64 | (proto as u64) << 32 }
     }
 
     pub fn src(&self) -> [u8; 4] {
-        ((self.addrs >> 32) as u32).to_be_bytes()
+        (self.addrs as u32).to_le_bytes()
     }
 
     pub fn dst(&self) -> [u8; 4] {
-        (self.addrs as u32).to_be_bytes()
+        ((self.addrs >> 32) as u32).to_le_bytes()
     }
 
     pub fn sport(&self) -> u16 {
-        (self.rest >> 32) as u16
+        let [a, b, _, _] = (self.rest as u32).to_le_bytes();
+        u16::from_be_bytes([a, b])
     }
 
     pub fn dport(&self) -> u16 {
-        (self.rest >> 16) as u16
+        let [_, _, a, b] = (self.rest as u32).to_le_bytes();
+        u16::from_be_bytes([a, b])
     }
 
     pub fn proto(&self) -> u8 {
-        self.rest as u8
+        (self.rest >> 32) as u8
     }
 
     /// What the flow table stores of this flow once `service` is known to own it.
     #[inline]
     pub fn id(&self, service: u16) -> FlowId {
-        FlowId { src: (self.addrs >> 32) as u32, ports: (self.rest >> 16) as u32, service }
+        FlowId { src: self.addrs as u32, ports: self.rest as u32, service }
     }
 
     /// The flow's hash: the flow table's bucket index and Maglev's slot both come from it, so it
@@ -104,8 +119,9 @@ pub fn hash_addr(a: [u8; 4]) -> u64 {
 /// 5-tuple — in 10 bytes instead of 13, which is what lets three flows share a cache line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlowId {
+    /// The client's address, as `FlowKey` holds it.
     pub src: u32,
-    /// source port << 16 | destination port (both 0 for a fragment: see `FlowKey`).
+    /// Source and destination port, as `FlowKey` holds them (both 0 for a fragment).
     pub ports: u32,
     pub service: u16,
 }
@@ -477,7 +493,18 @@ mod tests {
     fn id_keeps_client_ports_and_service() {
         let k = FlowKey::new(17, [10, 0, 0, 1], [10, 0, 0, 100], 40000, 53);
         let id = k.id(7);
-        assert_eq!(id, FlowId { src: 0x0a00_0001, ports: 40000 << 16 | 53, service: 7 });
+        assert_eq!(
+            id,
+            FlowId {
+                src: u32::from_le_bytes([10, 0, 0, 1]),
+                ports: u32::from_le_bytes([0x9c, 0x40, 0, 53]),
+                service: 7
+            }
+        );
+        assert_eq!(
+            (k.src(), k.dst(), k.sport(), k.dport(), k.proto()),
+            ([10, 0, 0, 1], [10, 0, 0, 100], 40000, 53, 17)
+        );
         let slot = FlowSlot::new(id, 3, 0, 100);
         assert_eq!((slot.id(), slot.backend, slot.expires), (id, 3, 100));
         assert!(slot.holds(&id));

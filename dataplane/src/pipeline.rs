@@ -111,24 +111,48 @@ impl Default for WorkerConfig {
 
 /// The last service lookup's key and answer: packets of a burst mostly go to one service, and
 /// a hit spares the lookup and the load chain behind it. Cleared when a snapshot is installed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct LastService {
-    /// The service key looked up last, and the service it found (if any).
-    last: Option<(u64, Option<usize>)>,
+    /// The destination, protocol and port looked up last (`NONE` before the first lookup).
+    key: u64,
+    /// The service position it found, or `NO_SERVICE`: the caller's bounds check on the
+    /// services is then the only test of the answer.
+    svc: usize,
 }
 
 impl LastService {
+    /// No TCP or UDP packet has this key (its protocol byte would be 0xff), and only those are
+    /// looked up.
+    const NONE: u64 = u64::MAX;
+    const NO_SERVICE: usize = usize::MAX;
+
+    /// The service for a packet to `vip`/`proto`/`port`, as `Snapshot::find_service` answers.
     #[inline(always)]
     fn find(&mut self, snap: &Snapshot, vip: [u8; 4], proto: u8, port: u16) -> Option<usize> {
-        let k = crate::snapshot::service_key(vip, proto, port);
-        match self.last {
-            Some((key, svc)) if key == k => svc,
-            _ => {
-                let svc = snap.find_service(vip, proto, port);
-                self.last = Some((k, svc));
-                svc
-            }
+        let svc = self.position(snap, vip, proto, port);
+        (svc != Self::NO_SERVICE).then_some(svc)
+    }
+
+    /// `find`'s answer as a position, `NO_SERVICE` for none (which no service has, so the
+    /// caller's bounds check is the only test).
+    #[inline(always)]
+    fn position(&mut self, snap: &Snapshot, vip: [u8; 4], proto: u8, port: u16) -> usize {
+        // Keyed as the bytes lie in the header, so a packet's key is two loads.
+        let [p0, p1] = port.to_be_bytes();
+        let k = u32::from_le_bytes(vip) as u64
+            | (u16::from_le_bytes([p0, p1]) as u64) << 32
+            | (proto as u64) << 48;
+        if k != self.key {
+            self.key = k;
+            self.svc = snap.find_service(vip, proto, port).unwrap_or(Self::NO_SERVICE);
         }
+        self.svc
+    }
+}
+
+impl Default for LastService {
+    fn default() -> Self {
+        LastService { key: Self::NONE, svc: Self::NO_SERVICE }
     }
 }
 

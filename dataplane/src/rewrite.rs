@@ -41,11 +41,11 @@ pub fn to_backend<B: PacketBuf, S: PacketSink<B>>(
             }
         }
         ForwardMode::L2 => {
-            rewrite_l2(pkt.data_mut(), f.next_hop, f.port_mac);
+            rewrite_l2(pkt.data_mut(), f.macs);
             EncapResult::Done
         }
         ForwardMode::Dscp(code) => {
-            rewrite_dscp(pkt.data_mut(), p, code, f.real_ip, f.next_hop, f.port_mac);
+            rewrite_dscp(pkt.data_mut(), p, code, f.real_ip, f.macs);
             EncapResult::Done
         }
         ForwardMode::Ipip => {
@@ -53,8 +53,7 @@ pub fn to_backend<B: PacketBuf, S: PacketSink<B>>(
             let prm = IpipParams {
                 outer_src: f.outer_src,
                 real_ip: f.real_ip,
-                next_hop: f.next_hop,
-                port_mac: f.port_mac,
+                macs: f.macs,
                 mtu: f.mtu as usize,
                 ident: *ident,
                 egress_port: f.port,
@@ -66,23 +65,16 @@ pub fn to_backend<B: PacketBuf, S: PacketSink<B>>(
 
 /// `l2`: destination MAC := server MAC, source MAC := egress port MAC; nothing else changes.
 #[inline]
-pub fn rewrite_l2(frame: &mut [u8], server_mac: [u8; 6], port_mac: [u8; 6]) {
-    ethernet::set_macs(frame, server_mac, port_mac);
+pub fn rewrite_l2(frame: &mut [u8], macs: [u8; 12]) {
+    ethernet::set_mac_pair(frame, macs);
 }
 
 /// `dscp`: DSCP := `code` (ECN kept), destination := server real IP, IP and TCP/UDP checksums
 /// updated incrementally; Ethernet to the next hop.
 #[inline]
-pub fn rewrite_dscp(
-    frame: &mut [u8],
-    p: &Parsed,
-    code: u8,
-    real_ip: [u8; 4],
-    next_hop: [u8; 6],
-    port_mac: [u8; 6],
-) {
+pub fn rewrite_dscp(frame: &mut [u8], p: &Parsed, code: u8, real_ip: [u8; 4], macs: [u8; 12]) {
     let at = DscpAt { l3: p.l3(), l4: p.l4(), proto: p.proto, tos: p.tos, dst: p.dst };
-    rewrite_dscp_at(frame, at, code, real_ip, next_hop, port_mac);
+    rewrite_dscp_at(frame, at, code, real_ip, macs);
 }
 
 /// What `rewrite_dscp` reads of a packet's parse: where its headers are, and the fields it
@@ -100,14 +92,7 @@ pub struct DscpAt {
 /// `rewrite_dscp` from what it needs of the parse alone (the established-flow path has those
 /// fields at hand and no `Parsed`).
 #[inline(always)]
-pub fn rewrite_dscp_at(
-    frame: &mut [u8],
-    p: DscpAt,
-    code: u8,
-    real_ip: [u8; 4],
-    next_hop: [u8; 6],
-    port_mac: [u8; 6],
-) {
+pub fn rewrite_dscp_at(frame: &mut [u8], p: DscpAt, code: u8, real_ip: [u8; 4], macs: [u8; 12]) {
     let ip = p.l3;
     let Some(h) = frame.get_mut(ip..ip + ipv4::MIN_HEADER_LEN) else { return };
     // The destination's change is shared by the IP checksum and the L4 pseudo-header.
@@ -139,7 +124,7 @@ pub fn rewrite_dscp_at(
             }
         }
     }
-    ethernet::set_macs(frame, next_hop, port_mac);
+    ethernet::set_mac_pair(frame, macs);
 }
 
 /// What the `ipip` encapsulation needs besides the packet.
@@ -147,8 +132,8 @@ pub fn rewrite_dscp_at(
 pub struct IpipParams {
     pub outer_src: [u8; 4],
     pub real_ip: [u8; 4],
-    pub next_hop: [u8; 6],
-    pub port_mac: [u8; 6],
+    /// The next hop's MAC, then the egress port's (`Forward::macs`).
+    pub macs: [u8; 12],
     /// IP MTU of the egress port.
     pub mtu: usize,
     pub ident: u16,
@@ -198,7 +183,7 @@ pub fn encap_ipip<B: PacketBuf, S: PacketSink<B>>(
     }
     let d = pkt.data_mut();
     d.copy_within(IPIP_OVERHEAD..IPIP_OVERHEAD + l2, 0);
-    ethernet::set_macs(d, prm.next_hop, prm.port_mac);
+    ethernet::set_mac_pair(d, prm.macs);
     if outer_len <= prm.mtu {
         outer_header(p, prm, inner_len, false, 0).emit(&mut d[l2..l2 + IPIP_OVERHEAD]);
         return EncapResult::Done;

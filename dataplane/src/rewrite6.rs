@@ -25,11 +25,11 @@ pub fn to_backend6<B: PacketBuf>(pkt: &mut B, p: &Parsed6, mode: ForwardMode, f:
             EncapResult::TooBig { mtu: f.mtu }
         }
         ForwardMode::L2 => {
-            ethernet::set_macs(pkt.data_mut(), f.next_hop, f.port_mac);
+            ethernet::set_mac_pair(pkt.data_mut(), f.macs);
             EncapResult::Done
         }
         ForwardMode::Dscp(code) => {
-            rewrite_dscp6(pkt.data_mut(), p, code, f.real_ip6, f.next_hop, f.port_mac);
+            rewrite_dscp6(pkt.data_mut(), p, code, f.real_ip6, f.macs);
             EncapResult::Done
         }
         ForwardMode::Ipip => {
@@ -43,14 +43,7 @@ pub fn to_backend6<B: PacketBuf>(pkt: &mut B, p: &Parsed6, mode: ForwardMode, f:
 /// `dscp` for IPv6: the DSCP bits of the traffic class := `code` (ECN and the flow label kept),
 /// destination := the server's real address, the TCP/UDP/ICMPv6 checksum updated for the
 /// pseudo-header's change (IPv6 has no header checksum); Ethernet to the next hop.
-pub fn rewrite_dscp6(
-    frame: &mut [u8],
-    p: &Parsed6,
-    code: u8,
-    real_ip: [u8; 16],
-    next_hop: [u8; 6],
-    port_mac: [u8; 6],
-) {
+pub fn rewrite_dscp6(frame: &mut [u8], p: &Parsed6, code: u8, real_ip: [u8; 16], macs: [u8; 12]) {
     let ip = p.l3;
     let Some(h) = frame.get_mut(ip..ip + ipv6::HEADER_LEN) else { return };
     ipv6::set_traffic_class(h, (code << 2) | (p.traffic_class & 0x03));
@@ -76,7 +69,7 @@ pub fn rewrite_dscp6(
             frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
         }
     }
-    ethernet::set_macs(frame, next_hop, port_mac);
+    ethernet::set_mac_pair(frame, macs);
 }
 
 /// What an outer IPv6 header carries besides the addresses.
@@ -108,7 +101,7 @@ pub fn encap_in6<B: PacketBuf + ?Sized>(
     }
     let d = pkt.data_mut();
     d.copy_within(IP6_OVERHEAD..IP6_OVERHEAD + l3, 0);
-    ethernet::set_macs(d, f.next_hop, f.port_mac);
+    ethernet::set_mac_pair(d, f.macs);
     d[l3 - 2..l3].copy_from_slice(&crate::wire::ETHERTYPE_IPV6.to_be_bytes());
     Ipv6Repr {
         traffic_class: t.traffic_class,

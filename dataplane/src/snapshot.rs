@@ -207,8 +207,9 @@ pub struct Forward {
     pub takes_new: bool,
     /// The next hop's MAC is known (`next_hop` is meaningful): a health probe can be sent.
     pub resolved: bool,
-    pub next_hop: Mac,
-    pub port_mac: Mac,
+    /// The Ethernet addresses every mode writes, as they lie in the header: the next hop's MAC
+    /// (the backend's, or its router's), then the egress port's (`Forward::macs`).
+    pub macs: [u8; 12],
     pub mtu: u16,
     /// The backend's real address is IPv6 (`real_ip6`; an IPv4 service then tunnels 4in6).
     pub real_v6: bool,
@@ -218,6 +219,28 @@ pub struct Forward {
     pub real_ip6: [u8; 16],
     /// ip6ip6 and 4in6 outer source: the LB's first IPv6 address on the egress port.
     pub outer_src6: [u8; 16],
+}
+
+impl Forward {
+    /// `macs` for a next hop and an egress port.
+    pub fn macs(next_hop: Mac, port_mac: Mac) -> [u8; 12] {
+        let mut m = [0; 12];
+        m[..6].copy_from_slice(&next_hop);
+        m[6..].copy_from_slice(&port_mac);
+        m
+    }
+
+    /// The next hop's MAC.
+    pub fn next_hop(&self) -> Mac {
+        let [a, b, c, d, e, f, ..] = self.macs;
+        [a, b, c, d, e, f]
+    }
+
+    /// The egress port's MAC.
+    pub fn port_mac(&self) -> Mac {
+        let [.., a, b, c, d, e, f] = self.macs;
+        [a, b, c, d, e, f]
+    }
 }
 
 /// Everything a worker needs, immutable once built.
@@ -466,8 +489,7 @@ impl Snapshot {
                     keeps_flows: known && b.state != BackendState::Down,
                     takes_new: known && b.state == BackendState::Up && b.weight > 0,
                     resolved: known,
-                    next_hop: b.next_hop_mac.unwrap_or([0; 6]),
-                    port_mac: port.mac,
+                    macs: Forward::macs(b.next_hop_mac.unwrap_or([0; 6]), port.mac),
                     mtu: port.mtu,
                     real_v6: b.real_ip.is_ipv6(),
                     real_ip,

@@ -78,7 +78,7 @@ fn an_arp_reply_resolves_the_backend_and_a_new_snapshot_carries_it() {
     cc.poll(t0 + Duration::from_millis(1));
     let snap = cc.links().published.last().expect("a snapshot was published");
     let f = snap.forward(0, snap.services[0].backends[0].id).unwrap();
-    assert_eq!((f.resolved, f.next_hop), (true, SERVER_MAC.0));
+    assert_eq!((f.resolved, f.next_hop()), (true, SERVER_MAC.0));
     assert_eq!(snap.services[0].backends[0].state, BackendState::Up, "resolved; at start, up until checked");
     assert!(!snap.settled, "not settled: no check has answered yet");
 }
@@ -218,7 +218,7 @@ fn forged_arp_moves_no_backend() {
     let snap = cc.current();
     for svc in 0..3 {
         let f = snap.forward(svc, snap.services[svc].backends[0].id).unwrap();
-        assert_eq!(f.next_hop, SERVER_MAC.0, "service {svc}: still the server's MAC");
+        assert_eq!(f.next_hop(), SERVER_MAC.0, "service {svc}: still the server's MAC");
     }
     cc.update_view(t0 + Duration::from_millis(3100));
     let s = cc.view().stats;

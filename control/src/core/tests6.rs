@@ -69,7 +69,7 @@ fn neighbour_discovery_resolves_the_backend_and_answers_for_the_vip() {
     cc.poll(t0 + Duration::from_millis(2));
     let snap = cc.links().published.last().expect("a snapshot was published");
     let f = snap.forward(0, snap.services[0].backends[0].id).unwrap();
-    assert_eq!((f.resolved, f.next_hop, f.real_v6), (true, SERVER_MAC.0, true));
+    assert_eq!((f.resolved, f.next_hop(), f.real_v6), (true, SERVER_MAC.0, true));
     // The router asks for the VIP: the LB answers, for the VIP and nothing else.
     let router_ll = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     cc.links_mut().sent.clear();

@@ -351,7 +351,7 @@ impl Prober {
             _ => return Reply::NotOurs,
         };
         let Some(f) = self.inflight.get_mut(&b) else { return Reply::NotOurs };
-        let from_path = f.target.path.is_some_and(|p| p.port == port && p.next_hop == eth_src.0);
+        let from_path = f.target.path.is_some_and(|p| p.port == port && p.next_hop() == eth_src.0);
         if !sport_ok || !from_path || src.is_ipv6() != f.target.vip.is_ipv6() {
             return Reply::Forged;
         }
@@ -615,8 +615,7 @@ mod randomness {
                 keeps_flows: true,
                 takes_new: true,
                 resolved: true,
-                next_hop: [2, 0, 0, 0, 0, 0x11],
-                port_mac: [2, 0, 0, 0, 0, 0xfe],
+                macs: Forward::macs([2, 0, 0, 0, 0, 0x11], [2, 0, 0, 0, 0, 0xfe]),
                 real_ip: [10, 0, 0, 11],
                 outer_src: [10, 0, 0, 2],
                 mtu: 1500,

@@ -24,8 +24,8 @@ impl PacketSink<VecPacket> for NoSink {
 /// the backend `f`; `None` if the dataplane refuses it (which a well-formed probe never is).
 pub fn onto_wire(ip: &[u8], mode: ForwardMode, f: &Forward, ident: &mut u16) -> Option<Vec<u8>> {
     let mut frame = Vec::with_capacity(14 + ip.len());
-    frame.extend_from_slice(&f.next_hop);
-    frame.extend_from_slice(&f.port_mac);
+    frame.extend_from_slice(&f.next_hop());
+    frame.extend_from_slice(&f.port_mac());
     frame.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
     frame.extend_from_slice(ip);
     let mut pkt = VecPacket::from_bytes(&frame);
@@ -102,8 +102,8 @@ pub fn dst_of(frame: &[u8]) -> Option<IpAddr> {
 /// the backend `f`, as `onto_wire` does for IPv4.
 pub fn onto_wire6(ip: &[u8], mode: ForwardMode, f: &Forward) -> Option<Vec<u8>> {
     let mut frame = Vec::with_capacity(14 + ip.len());
-    frame.extend_from_slice(&f.next_hop);
-    frame.extend_from_slice(&f.port_mac);
+    frame.extend_from_slice(&f.next_hop());
+    frame.extend_from_slice(&f.port_mac());
     frame.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
     frame.extend_from_slice(ip);
     let p = dataplane::parse6::parse6(&frame).ok()?;

@@ -17,7 +17,7 @@ use crate::parse::{self, CommonHeader, Parsed};
 use crate::rewrite::{self, DscpAt};
 use crate::snapshot::ForwardMode;
 use crate::table;
-use crate::wire::{be16, ethernet, ip4, ipv4, l4};
+use crate::wire::{be16, ethernet, fixed, ip4, ipv4, l4};
 
 const L3: usize = ethernet::HEADER_LEN;
 const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
@@ -25,12 +25,10 @@ const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
 /// The flow a common-shape frame belongs to (what `flow_key` makes of its parse: it is whole).
 #[inline(always)]
 pub(super) fn common_key(h: &CommonHeader) -> FlowKey {
-    FlowKey::new(
+    FlowKey::from_wire(
+        u64::from_le_bytes(fixed(h, L3 + ipv4::field::SRC)),
+        u32::from_le_bytes(fixed(h, L4)),
         h[L3 + ipv4::field::PROTOCOL],
-        ip4(h, L3 + ipv4::field::SRC),
-        ip4(h, L3 + ipv4::field::DST),
-        be16(h, L4),
-        be16(h, L4 + 2),
     )
 }
 
@@ -108,7 +106,7 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
         return None;
     }
     let key = common_key(h);
-    let svc = st.last_service.find(snap, key.dst(), proto, key.dport())?;
+    let svc = st.last_service.position(snap, key.dst(), proto, key.dport());
     let s = snap.services.get(svc)?;
     let slot = st.flows.get_mut(&key.id(s.id), hash, now)?;
     if slot.flags & (table::FLAG_CLOSING | table::FLAG_EMBRYONIC) != 0 {
@@ -122,7 +120,7 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
     let fits = be16(h, L3 + ipv4::field::TOTAL_LEN) <= f.mtu;
     match s.mode {
         // `rewrite::to_backend`'s two in-place modes, for a packet that fits the egress.
-        ForwardMode::L2 if fits => rewrite::rewrite_l2(data, f.next_hop, f.port_mac),
+        ForwardMode::L2 if fits => rewrite::rewrite_l2(data, f.macs),
         ForwardMode::Dscp(code) if fits => {
             let at = DscpAt {
                 l3: L3,
@@ -131,7 +129,7 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
                 tos: h[L3 + ipv4::field::TOS],
                 dst: ip4(h, L3 + ipv4::field::DST),
             };
-            rewrite::rewrite_dscp_at(data, at, code, f.real_ip, f.next_hop, f.port_mac);
+            rewrite::rewrite_dscp_at(data, at, code, f.real_ip, f.macs);
         }
         // Encapsulation, and what does not fit, need the whole parse.
         _ => {

@@ -111,6 +111,15 @@ pub fn dst_is(frame: &[u8], mac: [u8; 6]) -> bool {
     }
 }
 
+/// Set destination and source MAC in place from the twelve bytes they take in the header (a
+/// frame too short to have both is left alone).
+#[inline(always)]
+pub fn set_mac_pair(frame: &mut [u8], macs: [u8; 12]) {
+    if let Some(m) = frame.first_chunk_mut::<12>() {
+        *m = macs;
+    }
+}
+
 /// Set destination and source MAC in place (a frame too short to have both is left alone).
 #[inline]
 pub fn set_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {

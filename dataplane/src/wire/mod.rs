@@ -129,8 +129,9 @@ pub(crate) fn mac(b: &[u8], at: usize) -> [u8; 6] {
     fixed(b, at)
 }
 
+/// `N` bytes at `at`, as an array (read as a word when `N` is a word's size).
 #[inline]
-fn fixed<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+pub(crate) fn fixed<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(&b[at..at + N]);
     out
