@@ -205,6 +205,26 @@ impl PacketIo for DpdkIo {
         }
     }
 
+    #[inline]
+    fn tx_all(&mut self, port: u16, pkts: &mut ArrayVec<Pkt, BURST>) {
+        let p = port as usize;
+        if p >= self.pending.len() {
+            pkts.clear();
+            return;
+        }
+        if self.tap.tx(port) {
+            for pkt in pkts.iter() {
+                self.tap.offer(pkt.0.data(), port, Dir::Tx);
+            }
+        }
+        for pkt in pkts.drain(..) {
+            if let Err(m) = self.pending[p].push(pkt.0) {
+                self.flush_port(p);
+                let _ = self.pending[p].push(m);
+            }
+        }
+    }
+
     fn to_control(&mut self, pkt: Pkt, kind: Punt) {
         let ring = if kind.is_priority() { &self.rings.punted_priority } else { &self.rings.punted_other };
         if ring.push((self.current_port, pkt.0)).is_err() {

@@ -21,6 +21,14 @@ pub trait PacketIo {
     fn rx_burst(&mut self, port: u16, out: &mut ArrayVec<Self::Buf, BURST>);
     /// Queue a packet for transmission on `port` (sent at the latest by `flush`).
     fn tx(&mut self, port: u16, pkt: Self::Buf);
+    /// Queue every packet of `pkts` for transmission on `port`, emptying it: what a burst
+    /// forwarded whole out of one port takes (the common case), in one call instead of one per
+    /// packet.
+    fn tx_all(&mut self, port: u16, pkts: &mut ArrayVec<Self::Buf, BURST>) {
+        for pkt in pkts.drain(..) {
+            self.tx(port, pkt);
+        }
+    }
     /// Hand a packet to the control core, as `kind` (dropped and counted by the implementation
     /// if full).
     fn to_control(&mut self, pkt: Self::Buf, kind: Punt);
@@ -57,6 +65,10 @@ pub fn poll_once<I: PacketIo>(
         let got = rx.len();
         n += got;
         worker.process_burst(&mut rx[..], port, now, &mut verdicts[..got], &mut IoSink(io));
+        if let Some(out) = one_tx_port(&verdicts[..got]) {
+            io.tx_all(out, rx);
+            continue;
+        }
         for (pkt, v) in rx.drain(..).zip(verdicts.iter()) {
             match *v {
                 Verdict::Tx(p) | Verdict::Reply(p) => io.tx(p, pkt),
@@ -68,6 +80,13 @@ pub fn poll_once<I: PacketIo>(
     io.flush();
     worker.housekeeping(now);
     n
+}
+
+/// The port every packet of a burst is to be sent on, when it is one (and every verdict `Tx`).
+#[inline]
+fn one_tx_port(verdicts: &[Verdict]) -> Option<u16> {
+    let Some(&Verdict::Tx(port)) = verdicts.first() else { return None };
+    verdicts.iter().all(|v| *v == Verdict::Tx(port)).then_some(port)
 }
 
 /// In-memory queues: what tests feed in and read out, and `dsrlb replay` over a capture.
