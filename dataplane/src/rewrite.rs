@@ -191,6 +191,40 @@ pub fn encap_ipip<B: PacketBuf, S: PacketSink<B>>(
     fragment_outer(pkt, p, prm, sink)
 }
 
+/// `encap_ipip` of an untagged IPv4 packet whose encapsulation fits the egress MTU, toward an
+/// IPv4 backend, from what it needs of the parse: where the inner datagram ends (`inner_len`
+/// after the 14-byte Ethernet header) and its TOS and DF. The same bytes as `encap_ipip` (the
+/// established-flow path's property test holds them equal); `false`, with nothing changed, when
+/// the buffer has no room.
+#[inline(always)]
+pub fn encap_ipip_untagged<B: PacketBuf>(
+    pkt: &mut B,
+    inner_len: usize,
+    tos: u8,
+    df: bool,
+    f: &Forward,
+    ident: u16,
+) -> bool {
+    const L3: usize = ethernet::HEADER_LEN;
+    if !pkt.set_len(L3 + inner_len) || !pkt.prepend(IPIP_OVERHEAD) {
+        return false;
+    }
+    let Some(d) = pkt.data_mut().first_chunk_mut::<{ L3 + IPIP_OVERHEAD }>() else { return false };
+    // The Ethernet header moves to the new front: new addresses, the same (IPv4) type.
+    let mut eth = [0u8; L3];
+    eth[..12].copy_from_slice(&f.macs);
+    eth[12..].copy_from_slice(&crate::wire::ETHERTYPE_IPV4.to_be_bytes());
+    d[..L3].copy_from_slice(&eth);
+    Ipv4Repr {
+        tos,
+        ident,
+        dont_fragment: df,
+        ..Ipv4Repr::new(ipv4::PROTO_IPIP, f.outer_src, f.real_ip, inner_len as u16, OUTER_TTL)
+    }
+    .emit(&mut d[L3..]);
+    true
+}
+
 /// The outer header of an IPIP packet (or of one of its fragments) carrying `payload_len` bytes.
 #[inline(always)]
 fn outer_header(p: &Parsed, prm: &IpipParams, payload_len: usize, more: bool, offset: usize) -> Ipv4Repr {

@@ -11,7 +11,7 @@
 
 use super::{count, refresh, rewrite_to, BurstCx, State, Verdict};
 use crate::buf::{PacketBuf, PacketSink};
-use crate::counters::Counters;
+use crate::counters::{Counters, DropReason};
 use crate::flow::FlowKey;
 use crate::parse::{self, CommonHeader, Parsed};
 use crate::rewrite::{self, DscpAt};
@@ -117,7 +117,8 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
     // Decided: from here on this is what the general path does with the packet.
     refresh(&mut slot.expires, if tcp { s.tcp_idle_ms } else { s.udp_idle_ms }, now);
     tally.add(&mut st.counters, s.id, backend, len);
-    let fits = be16(h, L3 + ipv4::field::TOTAL_LEN) <= f.mtu;
+    let ip_len = be16(h, L3 + ipv4::field::TOTAL_LEN);
+    let fits = ip_len <= f.mtu;
     match s.mode {
         // `rewrite::to_backend`'s two in-place modes, for a packet that fits the egress.
         ForwardMode::L2 if fits => rewrite::rewrite_l2(data, f.macs),
@@ -131,7 +132,15 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
             };
             rewrite::rewrite_dscp_at(data, at, code, f.real_ip, f.macs);
         }
-        // Encapsulation, and what does not fit, need the whole parse.
+        ForwardMode::Ipip if !f.real_v6 && ip_len as usize + rewrite::IPIP_OVERHEAD <= f.mtu as usize => {
+            let (tos, df) =
+                (h[L3 + ipv4::field::TOS], be16(h, L3 + ipv4::field::FLAGS_FRAG) & ipv4::FLAG_DF != 0);
+            st.ip_id = st.ip_id.wrapping_add(1);
+            if !rewrite::encap_ipip_untagged(pkt, ip_len as usize, tos, df, f, st.ip_id) {
+                return Some(count(&mut st.counters, Verdict::Drop(DropReason::NoBuffer)));
+            }
+        }
+        // Encapsulating 4in6, and what does not fit the egress, need the whole parse.
         _ => {
             let mut p = Parsed::EMPTY;
             parse::write_common(h, tcp_flags, &mut p);
@@ -190,6 +199,7 @@ mod tests {
         sport: u8,
         flags: u8,
         size: u16,
+        tos: u8,
         other_mac: bool,
         edit: Option<(usize, u8)>,
         cut: u8,
@@ -199,13 +209,25 @@ mod tests {
         (
             (0u8..4, 0u8..5, any::<bool>(), 0u8..4, 0u8..3),
             prop::sample::select(vec![0x02u8, 0x10, 0x12, 0x18, 0x11, 0x04, 0x14, 0x01, 0x00]),
-            (0u16..600, prop::bool::weighted(0.05)),
+            (0u16..600, any::<u8>(), prop::bool::weighted(0.05)),
             prop::option::weighted(0.05, (0usize..60, any::<u8>())),
             prop::sample::select(vec![0u8, 0, 0, 0, 0, 0, 0, 0, 1, 10, 30]),
         )
-            .prop_map(|((client, vip, udp, dport, sport), flags, (size, other_mac), edit, cut)| {
-                Pkt { client, vip, udp, dport, sport, flags, size, other_mac, edit, cut }
-            })
+            .prop_map(
+                |((client, vip, udp, dport, sport), flags, (size, tos, other_mac), edit, cut)| Pkt {
+                    client,
+                    vip,
+                    udp,
+                    dport,
+                    sport,
+                    flags,
+                    size,
+                    tos,
+                    other_mac,
+                    edit,
+                    cut,
+                },
+            )
     }
 
     fn frame(p: &Pkt) -> Vec<u8> {
@@ -221,6 +243,7 @@ mod tests {
         };
         let mut ip = Ip::new(proto, src, dst);
         ip.df = !p.size.is_multiple_of(3);
+        ip.tos = p.tos;
         let to = if p.other_mac { [2, 0, 0, 0, 7, 7] } else { [2, 0, 0, 0, 0, 1] };
         let mut f = eth(to, [2, 0, 0, 0, 9, 9], 0x0800, &ip.bytes(&seg));
         if let Some((at, byte)) = p.edit {
@@ -252,7 +275,7 @@ mod tests {
             ),
         ) {
             // First a handshake and a packet of it, so that every case has an established flow.
-            let open = |flags| Pkt { client: 0, vip: 0, udp: false, dport: 0, sport: 0, flags, size: 10, other_mac: false, edit: None, cut: 0 };
+            let open = |flags| Pkt { client: 0, vip: 0, udp: false, dport: 0, sport: 0, flags, size: 10, tos: 0, other_mac: false, edit: None, cut: 0 };
             bursts.insert(0, (vec![open(0x02), open(0x10), open(0x18)], 0, false, false));
             let [a, b] = snapshots();
             let cfg = WorkerConfig { flow_capacity: 64, flow6_capacity: 64, persistence_capacity: 64, ..Default::default() };
