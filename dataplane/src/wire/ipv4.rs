@@ -198,7 +198,7 @@ impl Ipv4Repr {
     }
 
     /// Write the header, with a correct checksum, into the first 20 bytes of `out`.
-    #[inline]
+    #[inline(always)]
     pub fn emit(&self, out: &mut [u8]) {
         let total_len = self.payload_len.wrapping_add(MIN_HEADER_LEN as u16);
         let flags_frag = self.flags_frag();
