@@ -121,8 +121,8 @@ struct LastService {
 }
 
 impl LastService {
-    /// No TCP or UDP packet has this key (its protocol byte would be 0xff), and only those are
-    /// looked up.
+    /// No TCP or UDP packet has this key (its protocol byte would be 0xff: `key`), and only
+    /// those are looked up.
     const NONE: u64 = u64::MAX;
     const NO_SERVICE: usize = usize::MAX;
 
@@ -137,11 +137,22 @@ impl LastService {
     /// caller's bounds check is the only test).
     #[inline(always)]
     fn position(&mut self, snap: &Snapshot, vip: [u8; 4], proto: u8, port: u16) -> usize {
-        // Keyed as the bytes lie in the header, so a packet's key is two loads.
+        self.position_keyed(Self::key(vip, proto, port), snap, vip, proto, port)
+    }
+
+    /// The cache's key for a destination, protocol and port: laid out as the destination
+    /// address and the ports lie in an IPv4 header without options (read little-endian), with
+    /// the protocol where the source port was, so that a packet's key is one load and two
+    /// operations (`fast::service_key`).
+    #[inline(always)]
+    fn key(vip: [u8; 4], proto: u8, port: u16) -> u64 {
         let [p0, p1] = port.to_be_bytes();
-        let k = u32::from_le_bytes(vip) as u64
-            | (u16::from_le_bytes([p0, p1]) as u64) << 32
-            | (proto as u64) << 48;
+        u32::from_le_bytes(vip) as u64 | (proto as u64) << 32 | (u16::from_le_bytes([p0, p1]) as u64) << 48
+    }
+
+    /// `position`, with the key already made (`key`'s).
+    #[inline(always)]
+    fn position_keyed(&mut self, k: u64, snap: &Snapshot, vip: [u8; 4], proto: u8, port: u16) -> usize {
         if k != self.key {
             self.key = k;
             self.svc = snap.find_service(vip, proto, port).unwrap_or(Self::NO_SERVICE);
@@ -184,6 +195,7 @@ pub struct Worker {
     descs: Box<[PacketDesc; BURST]>,
     /// Whether established flows take `fast::established` (always, but for the tests that hold
     /// it equal to the general path).
+    #[cfg(test)]
     fast_path: bool,
     /// Packets the established-flow path took (for the tests).
     #[cfg(test)]
@@ -217,6 +229,7 @@ impl Worker {
             },
             snap: snap.clone(),
             descs: Box::new([PacketDesc::EMPTY; BURST]),
+            #[cfg(test)]
             fast_path: true,
             #[cfg(test)]
             established: 0,
@@ -303,7 +316,11 @@ impl Worker {
         verdicts: &mut [Verdict],
         sink: &mut S,
     ) {
-        let Worker { snap, st, descs, fast_path, .. } = self;
+        let Worker { snap, st, descs, .. } = self;
+        #[cfg(not(test))]
+        let fast_path = true;
+        #[cfg(test)]
+        let fast_path = self.fast_path;
         #[cfg(test)]
         let mut established = 0;
         let mut cx = BurstCx::new(snap, in_port, now, sink);
@@ -329,7 +346,7 @@ impl Worker {
             for (i, (pkt, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
                 let d = &mut descs[i];
                 if d.common {
-                    if *fast_path {
+                    if fast_path {
                         if let Some(fv) = fast::established(&mut cx, st, pkt, d.hash, &mut tally) {
                             *v = fv;
                             #[cfg(test)]

@@ -197,6 +197,7 @@ pub struct ServiceInfo {
 /// What the hot path needs to send to one backend, precomputed so one lookup by backend id
 /// answers "may this flow stay?", "may a new flow come?" and "how do I rewrite?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(align(64))]
 pub struct Forward {
     /// Position of the backend's service in `services`.
     pub service: u16,
@@ -222,6 +223,24 @@ pub struct Forward {
 }
 
 impl Forward {
+    /// What `Snapshot::forward` holds for an id no backend has: it belongs to no service.
+    const NONE: Forward = Forward {
+        service: Forward::NO_SERVICE,
+        port: 0,
+        keeps_flows: false,
+        takes_new: false,
+        resolved: false,
+        macs: [0; 12],
+        mtu: 0,
+        real_v6: false,
+        real_ip: [0; 4],
+        outer_src: [0; 4],
+        real_ip6: [0; 16],
+        outer_src6: [0; 16],
+    };
+    /// No service has this position (a snapshot holds fewer services).
+    const NO_SERVICE: u16 = u16::MAX;
+
     /// `macs` for a next hop and an egress port.
     pub fn macs(next_hop: Mac, port_mac: Mac) -> [u8; 12] {
         let mut m = [0; 12];
@@ -256,8 +275,9 @@ pub struct Snapshot {
     pub(crate) maglev: Vec<MaglevTable>,
     /// Per service: (backend id, weight) of those that may take new flows.
     pub(crate) eligible: Vec<Vec<(u32, u32)>>,
-    /// Backend id → how to forward to it (`None` for ids not in this configuration).
-    forward: Vec<Option<Forward>>,
+    /// Backend id → how to forward to it (`Forward::NONE` for ids not in this configuration):
+    /// one cache line each, found by one bounds check and one compare.
+    forward: Vec<Forward>,
     services_by_key: U64Map,
     /// (VIP, protocol) → service position, where a later fragment can only belong to one.
     fragment_owner: U64Map,
@@ -288,6 +308,8 @@ pub enum SnapshotError {
     Family { backend: IpAddr, vip: IpAddr, port: u16 },
     /// Two backends with one id.
     DuplicateBackendId(u32),
+    /// More services than a snapshot can number (the configuration allows far fewer).
+    TooManyServices(usize),
     /// Two IPv6 keys with one 64-bit hash (about 2^-64 per pair: never, but never misrouted).
     HashCollision,
 }
@@ -306,6 +328,7 @@ impl std::fmt::Display for SnapshotError {
                 write!(f, "backend {backend} of {vip}:{port}: port {egress} does not exist")
             }
             SnapshotError::DuplicateBackendId(id) => write!(f, "backend id {id} used twice"),
+            SnapshotError::TooManyServices(n) => write!(f, "{n} services: a snapshot holds at most 65534"),
             SnapshotError::HashCollision => f.write_str("two IPv6 keys share a hash; change one address"),
             SnapshotError::Family { backend, vip, port } => {
                 write!(
@@ -373,6 +396,9 @@ impl Snapshot {
         ports: Vec<PortInfo>,
         services: Vec<ServiceInfo>,
     ) -> Result<Snapshot, SnapshotError> {
+        if services.len() >= Forward::NO_SERVICE as usize {
+            return Err(SnapshotError::TooManyServices(services.len()));
+        }
         let mut keys = Vec::new();
         let mut keys6: Vec<([u8; 16], u64, u32)> = Vec::new();
         let mut vip_pairs = Vec::new();
@@ -470,7 +496,7 @@ impl Snapshot {
             }
         }
         let client_port = ports.iter().position(|p| p.role == PortRole::Client).map(|p| p as u16);
-        let mut forward = vec![None; backend_at.len()];
+        let mut forward = vec![Forward::NONE; backend_at.len()];
         for (pos, s) in services.iter().enumerate() {
             for b in &s.backends {
                 let port = &ports[b.port as usize];
@@ -483,7 +509,7 @@ impl Snapshot {
                     IpAddr::V4(a) => a.octets(),
                     IpAddr::V6(_) => [0; 4],
                 };
-                forward[b.id as usize] = Some(Forward {
+                forward[b.id as usize] = Forward {
                     service: pos as u16,
                     port: b.port,
                     keeps_flows: known && b.state != BackendState::Down,
@@ -496,7 +522,7 @@ impl Snapshot {
                     outer_src: port.addr4().unwrap_or(vip4),
                     real_ip6,
                     outer_src6: port.addr6().unwrap_or([0; 16]),
-                });
+                };
             }
         }
         let services6 = AddrMap6::build(&keys6).ok_or(SnapshotError::HashCollision)?;
@@ -593,10 +619,7 @@ impl Snapshot {
     /// How to forward to backend `id` if it belongs to service position `svc`.
     #[inline]
     pub fn forward(&self, svc: usize, id: u32) -> Option<&Forward> {
-        match self.forward.get(id as usize) {
-            Some(Some(f)) if f.service as usize == svc => Some(f),
-            _ => None,
-        }
+        self.forward.get(id as usize).filter(|f| f.service as usize == svc)
     }
 
     /// Whether an existing flow may stay on backend `id` of service `svc` (draining may).

@@ -32,6 +32,14 @@ pub(super) fn common_key(h: &CommonHeader) -> FlowKey {
     )
 }
 
+/// `LastService::key` of a common-shape frame: its destination address and ports in one load,
+/// the source port's bytes replaced by the protocol.
+#[inline(always)]
+fn service_key(h: &CommonHeader) -> u64 {
+    let dst_ports = u64::from_le_bytes(fixed(h, L3 + ipv4::field::DST));
+    dst_ports & 0xffff_0000_ffff_ffff | (h[L3 + ipv4::field::PROTOCOL] as u64) << 32
+}
+
 /// What the established-flow path forwarded in one burst, added to the worker's counters once
 /// per burst (and per change of service and backend) instead of once per packet.
 #[derive(Default)]
@@ -106,7 +114,7 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
         return None;
     }
     let key = common_key(h);
-    let svc = st.last_service.position(snap, key.dst(), proto, key.dport());
+    let svc = st.last_service.position_keyed(service_key(h), snap, key.dst(), proto, key.dport());
     let s = snap.services.get(svc)?;
     let slot = st.flows.get_mut(&key.id(s.id), hash, now)?;
     if slot.flags & (table::FLAG_CLOSING | table::FLAG_EMBRYONIC) != 0 {
@@ -164,6 +172,8 @@ mod tests {
     use proptest::prelude::*;
 
     use crate::flow::FlowSlot;
+    use crate::parse;
+    use crate::pipeline::LastService;
     use crate::snapshot::{BackendState, Snapshot};
     use crate::testkit::{eth, every_feature, tcp_seg, udp_seg, CountedSink, Ip};
     use crate::{PacketBuf, VecPacket, Verdict, Worker, WorkerConfig};
@@ -253,6 +263,22 @@ mod tests {
         }
         f.truncate(f.len().saturating_sub(p.cut as usize));
         f
+    }
+
+    #[test]
+    fn service_key_reads_as_the_cache_keys() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..10_000 {
+            let mut h = [0u8; parse::COMMON_LEN];
+            for b in h.iter_mut() {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                *b = rng as u8;
+            }
+            let key = super::common_key(&h);
+            assert_eq!(super::service_key(&h), LastService::key(key.dst(), key.proto(), key.dport()));
+        }
     }
 
     fn live(w: &Worker, now: u32) -> Vec<FlowSlot> {
