@@ -139,10 +139,108 @@ pub fn parse6(frame: &[u8]) -> Result<Parsed6, DropReason> {
     Ok(p)
 }
 
+/// Bytes of a common-shape IPv6 frame read at fixed offsets: Ethernet, the fixed header, and the
+/// first eight bytes of TCP or UDP.
+pub(crate) const COMMON6_LEN: usize = COMMON6_L4 + l4::UDP_LEN;
+/// The first `COMMON6_LEN` bytes of a common-shape IPv6 frame.
+pub(crate) type CommonHeader6 = [u8; COMMON6_LEN];
+/// Where a common-shape IPv6 frame's TCP or UDP header starts.
+pub(crate) const COMMON6_L4: usize = wire::ethernet::HEADER_LEN + ipv6::HEADER_LEN;
+/// Where a common-shape IPv6 frame's TCP flags are.
+pub(crate) const COMMON6_TCP_FLAGS_AT: usize = COMMON6_L4 + 13;
+
+/// Whether `f` has the IPv6 shape almost all load-balanced traffic has — untagged, TCP or UDP
+/// right behind the fixed header — with every check `parse6` makes of such a frame: its first
+/// bytes and its TCP flags (0 for UDP). What this accepts, `parse6` reads as `write_common6`
+/// does (a property test compares the two).
+#[inline(always)]
+pub(crate) fn common_header6(f: &[u8]) -> Option<(&CommonHeader6, u8)> {
+    const L3: usize = wire::ethernet::HEADER_LEN;
+    const L4: usize = COMMON6_L4;
+    let h: &CommonHeader6 = f.first_chunk()?;
+    if wire::be16(h, L3 - 2) != wire::ETHERTYPE_IPV6 || h[L3] >> 4 != 6 {
+        return None;
+    }
+    let payload_len = wire::be16(h, L3 + ipv6::field::PAYLOAD_LEN) as usize;
+    if ipv6::HEADER_LEN + payload_len > f.len() - L3 {
+        return None;
+    }
+    let tcp_flags = match h[L3 + ipv6::field::NEXT_HEADER] {
+        ipv6::NH_TCP => {
+            let t: &[u8; l4::TCP_MIN_LEN] = f.get(L4..L4 + l4::TCP_MIN_LEN)?.try_into().ok()?;
+            let off = ((t[12] >> 4) as usize) * 4;
+            if payload_len < l4::TCP_MIN_LEN || off < l4::TCP_MIN_LEN || off > payload_len {
+                return None;
+            }
+            t[13]
+        }
+        ipv6::NH_UDP => {
+            let len = wire::be16(h, L4 + 4) as usize;
+            if payload_len < l4::UDP_LEN || len < l4::UDP_LEN || len > payload_len {
+                return None;
+            }
+            0
+        }
+        _ => return None,
+    };
+    Some((h, tcp_flags))
+}
+
+/// What `parse6` reads of a frame `common_header6` accepted.
+#[inline(always)]
+pub(crate) fn write_common6(h: &CommonHeader6, tcp_flags: u8) -> Parsed6 {
+    const L3: usize = wire::ethernet::HEADER_LEN;
+    const L4: usize = COMMON6_L4;
+    Parsed6 {
+        l3: L3,
+        ip_len: ipv6::HEADER_LEN + wire::be16(h, L3 + ipv6::field::PAYLOAD_LEN) as usize,
+        l4: Some(L4),
+        proto: h[L3 + ipv6::field::NEXT_HEADER],
+        traffic_class: ((wire::be16(h, L3) >> 4) & 0xff) as u8,
+        flow_label: u32::from_be_bytes([0, h[L3 + 1] & 0x0f, h[L3 + 2], h[L3 + 3]]),
+        hop_limit: h[L3 + ipv6::field::HOP_LIMIT],
+        src: ipv6::ip16(h, L3 + ipv6::field::SRC),
+        dst: ipv6::ip16(h, L3 + ipv6::field::DST),
+        fragment: Fragment::Whole,
+        sport: wire::be16(h, L4),
+        dport: wire::be16(h, L4 + 2),
+        tcp_flags,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::v6;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+        /// Whatever the common shape accepts, `parse6` reads identically; corrupting bytes of
+        /// valid frames (and cutting them short) reaches both sides of every check.
+        #[test]
+        fn common_shape_agrees_with_parse6(
+            tcp in any::<bool>(),
+            payload in 0usize..24,
+            edits in proptest::collection::vec((0usize..80, any::<u8>()), 0..4),
+            cut in 0usize..12,
+        ) {
+            let mut f = if tcp {
+                v6::tcp(v6::CLIENT, v6::VIP, 40000, 80, l4::TCP_SYN | l4::TCP_ACK, payload)
+            } else {
+                v6::udp(v6::CLIENT, v6::VIP, 5000, 53, payload)
+            };
+            for (at, byte) in edits {
+                if at < f.len() {
+                    f[at] = byte;
+                }
+            }
+            f.truncate(f.len().saturating_sub(cut));
+            if let Some((h, flags)) = common_header6(&f) {
+                prop_assert_eq!(Ok(write_common6(h, flags)), parse6(&f));
+            }
+        }
+    }
 
     #[test]
     fn tcp_udp_and_icmpv6_are_read() {

@@ -9,6 +9,7 @@ use crate::counters::{Counters, DropReason};
 use crate::flow::{hash_addr, FlowId, FlowKey, FlowSlot, FlowTable, FlowTable6};
 use crate::io::BURST;
 use crate::parse::{self, parse_into, Fragment, Kind, Parsed};
+use crate::parse6;
 use crate::persist::{persisted_addr, PersistTable};
 use crate::ratelimit::TokenBucket;
 use crate::rewrite::{self, EncapResult};
@@ -197,9 +198,9 @@ pub struct Worker {
     /// it equal to the general path).
     #[cfg(test)]
     fast_path: bool,
-    /// Packets the established-flow path took (for the tests).
+    /// Packets the established-flow path took, IPv4 and IPv6 (for the tests).
     #[cfg(test)]
-    established: u64,
+    established: [u64; 2],
 }
 
 impl Worker {
@@ -232,7 +233,7 @@ impl Worker {
             #[cfg(test)]
             fast_path: true,
             #[cfg(test)]
-            established: 0,
+            established: [0; 2],
         };
         w.install(snap);
         w
@@ -304,10 +305,11 @@ impl Worker {
     /// fetches, so their TLB walks and misses overlap (at a million flows nearly every bucket is
     /// both; docs/performance.md has the figures).
     ///
-    /// A packet of the common shape (`parse::common_header`) is only keyed and hashed in the
-    /// first pass; in the second, `fast::established` forwards it straight from its header when
-    /// it belongs to a flow this worker holds, and otherwise it is described then and takes the
-    /// general path. Every other packet is described in the first pass.
+    /// A packet of the common shape (`parse::common_header`, `parse6::common_header6`) is only
+    /// keyed and hashed in the first pass; in the second, `fast::established` (or
+    /// `established6`) forwards it straight from its header when it belongs to a flow this
+    /// worker holds, and otherwise it is described then and takes the general path. Every other
+    /// packet is described in the first pass.
     pub fn process_burst<B: PacketBuf, S: PacketSink<B>>(
         &mut self,
         pkts: &mut [B],
@@ -322,7 +324,7 @@ impl Worker {
         #[cfg(test)]
         let fast_path = self.fast_path;
         #[cfg(test)]
-        let mut established = 0;
+        let mut established = [0; 2];
         let mut cx = BurstCx::new(snap, in_port, now, sink);
         let mut tally = fast::Tally::default();
         for (pkts, verdicts) in pkts.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
@@ -330,12 +332,18 @@ impl Worker {
             for (pkt, d) in pkts.iter().zip(descs.iter_mut()) {
                 let data = pkt.data();
                 if let Some((h, _)) = parse::common_header(data) {
-                    d.common = true;
+                    d.shape = Shape::Common;
                     d.hash = fast::common_key(h).hash();
                     st.flows.prefetch(d.hash);
                     continue;
                 }
-                d.common = false;
+                if let Some((h, _)) = parse6::common_header6(data) {
+                    d.shape = Shape::Common6;
+                    d.hash = fast::common_key6(h).hash();
+                    st.flows6.prefetch(d.hash);
+                    continue;
+                }
+                d.shape = Shape::Described;
                 describe(data, d);
                 if d.kind == Ok(Kind::Ipv6) {
                     st.flows6.prefetch(d.hash);
@@ -345,13 +353,18 @@ impl Worker {
             }
             for (i, (pkt, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
                 let d = &mut descs[i];
-                if d.common {
+                if d.shape != Shape::Described {
                     if fast_path {
-                        if let Some(fv) = fast::established(&mut cx, st, pkt, d.hash, &mut tally) {
+                        let fv = if d.shape == Shape::Common {
+                            fast::established(&mut cx, st, pkt, d.hash, &mut tally)
+                        } else {
+                            fast::established6(&mut cx, st, pkt, d.hash, &mut tally)
+                        };
+                        if let Some(fv) = fv {
                             *v = fv;
                             #[cfg(test)]
                             {
-                                established += 1;
+                                established[(d.shape == Shape::Common6) as usize] += 1;
                             }
                             continue;
                         }
@@ -364,7 +377,8 @@ impl Worker {
         tally.flush(&mut st.counters);
         #[cfg(test)]
         {
-            self.established += established;
+            self.established[0] += established[0];
+            self.established[1] += established[1];
         }
     }
 
@@ -414,11 +428,11 @@ impl<'a, S> BurstCx<'a, S> {
 /// What the first pass learns of a packet (Katran's `packet_description`): what it is, its
 /// headers, and the flow it would belong to with that flow's hash (the key zero when it is not
 /// IPv4; for IPv6 the hash is `v6::peek_hash`'s, for its own table's prefetch). For a packet of
-/// the common shape the first pass writes only `common` and `hash`, and the rest is written
-/// when the packet leaves the established-flow path.
+/// a common shape the first pass writes only `shape` and `hash`, and the rest is written when
+/// the packet leaves the established-flow path.
 #[derive(Clone, Copy)]
 struct PacketDesc {
-    common: bool,
+    shape: Shape,
     kind: Result<Kind, DropReason>,
     p: Parsed,
     key: FlowKey,
@@ -426,8 +440,24 @@ struct PacketDesc {
 }
 
 impl PacketDesc {
-    const EMPTY: PacketDesc =
-        PacketDesc { common: false, kind: Ok(Kind::Arp), p: Parsed::EMPTY, key: FlowKey::ZERO, hash: 0 };
+    const EMPTY: PacketDesc = PacketDesc {
+        shape: Shape::Described,
+        kind: Ok(Kind::Arp),
+        p: Parsed::EMPTY,
+        key: FlowKey::ZERO,
+        hash: 0,
+    };
+}
+
+/// What the first pass made of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// The IPv4 common shape: keyed and hashed only.
+    Common,
+    /// The IPv6 common shape: keyed and hashed only.
+    Common6,
+    /// Described whole (`describe`).
+    Described,
 }
 
 /// Parse a frame once, in place, and key and hash its flow.

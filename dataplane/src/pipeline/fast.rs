@@ -9,15 +9,17 @@
 //! path as if this one did not exist (`tests::established_path_changes_no_answer` holds the two
 //! equal on verdicts, bytes, counters and flow tables).
 
+use super::v6::rewrite6_to;
 use super::{count, refresh, rewrite_to, BurstCx, State, Verdict};
 use crate::buf::{PacketBuf, PacketSink};
 use crate::counters::{Counters, DropReason};
-use crate::flow::FlowKey;
+use crate::flow::{FlowKey, FlowKey6};
 use crate::parse::{self, CommonHeader, Parsed};
+use crate::parse6::{self, CommonHeader6, COMMON6_L4};
 use crate::rewrite::{self, DscpAt};
 use crate::snapshot::ForwardMode;
 use crate::table;
-use crate::wire::{be16, ethernet, fixed, ip4, ipv4, l4};
+use crate::wire::{be16, ethernet, fixed, ip4, ipv4, ipv6, l4};
 
 const L3: usize = ethernet::HEADER_LEN;
 const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
@@ -29,6 +31,19 @@ pub(super) fn common_key(h: &CommonHeader) -> FlowKey {
         u64::from_le_bytes(fixed(h, L3 + ipv4::field::SRC)),
         u32::from_le_bytes(fixed(h, L4)),
         h[L3 + ipv4::field::PROTOCOL],
+    )
+}
+
+/// The flow a common-shape IPv6 frame belongs to (what `v6::peek_hash` keys).
+#[inline(always)]
+pub(super) fn common_key6(h: &CommonHeader6) -> FlowKey6 {
+    const L3: usize = ethernet::HEADER_LEN;
+    FlowKey6::new(
+        h[L3 + ipv6::field::NEXT_HEADER],
+        ipv6::ip16(h, L3 + ipv6::field::SRC),
+        ipv6::ip16(h, L3 + ipv6::field::DST),
+        be16(h, COMMON6_L4),
+        be16(h, COMMON6_L4 + 2),
     )
 }
 
@@ -165,13 +180,58 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
     Some(Verdict::Tx(f.port))
 }
 
+/// `established` for a common-shape IPv6 packet (`parse6::common_header6` accepted it in the
+/// first pass, and `hash` is its flow's): the same checks, then the IPv6 rewrite from a parse
+/// read at fixed offsets.
+#[inline(always)]
+pub(super) fn established6<B: PacketBuf, S: PacketSink<B>>(
+    cx: &mut BurstCx<'_, S>,
+    st: &mut State,
+    pkt: &mut B,
+    hash: u64,
+    tally: &mut Tally,
+) -> Option<Verdict> {
+    let (snap, now) = (cx.snap, cx.now);
+    let data = pkt.data();
+    let h: &CommonHeader6 = data.first_chunk()?;
+    if !ethernet::dst_is(h, cx.port_mac) {
+        return None;
+    }
+    let tcp = h[ethernet::HEADER_LEN + ipv6::field::NEXT_HEADER] == ipv6::NH_TCP;
+    let tcp_flags = if tcp { *data.get(parse6::COMMON6_TCP_FLAGS_AT)? } else { 0 };
+    if tcp_flags & (l4::TCP_FIN | l4::TCP_RST) != 0 {
+        return None;
+    }
+    let p = parse6::write_common6(h, tcp_flags);
+    let len = data.len() as u64;
+    let svc = snap.find_service6(p.dst, p.proto, p.dport)?;
+    let s = snap.services.get(svc)?;
+    let slot =
+        st.flows6.get_mut(&FlowKey6::new(p.proto, p.src, p.dst, p.sport, p.dport).id(s.id), hash, now)?;
+    if slot.flags & (table::FLAG_CLOSING | table::FLAG_EMBRYONIC) != 0 {
+        return None;
+    }
+    let backend = slot.backend;
+    let f = snap.forward(svc, backend).filter(|f| f.keeps_flows)?;
+    // Decided: from here on this is what the general path does with the packet.
+    refresh(&mut slot.expires, if tcp { s.tcp_idle_ms } else { s.udp_idle_ms }, now);
+    tally.add(&mut st.counters, s.id, backend, len);
+    let v = rewrite6_to(cx, st, pkt, &p, s, f);
+    if let Verdict::Tx(_) = v {
+        tally.forwarded += 1;
+    } else {
+        count(&mut st.counters, v);
+    }
+    Some(v)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use proptest::prelude::*;
 
-    use crate::flow::FlowSlot;
+    use crate::flow::{FlowSlot, FlowSlot6};
     use crate::parse;
     use crate::pipeline::LastService;
     use crate::snapshot::{BackendState, Snapshot};
@@ -202,6 +262,7 @@ mod tests {
     /// open, run and close; every TCP flag mix; some frames for another MAC, or cut, or edited.
     #[derive(Debug, Clone)]
     struct Pkt {
+        v6: bool,
         client: u8,
         vip: u8,
         udp: bool,
@@ -217,14 +278,15 @@ mod tests {
 
     fn pkt() -> impl Strategy<Value = Pkt> {
         (
-            (0u8..4, 0u8..5, any::<bool>(), 0u8..4, 0u8..3),
+            (prop::bool::weighted(0.4), 0u8..4, 0u8..5, any::<bool>(), 0u8..4, 0u8..3),
             prop::sample::select(vec![0x02u8, 0x10, 0x12, 0x18, 0x11, 0x04, 0x14, 0x01, 0x00]),
             (0u16..600, any::<u8>(), prop::bool::weighted(0.05)),
-            prop::option::weighted(0.05, (0usize..60, any::<u8>())),
+            prop::option::weighted(0.05, (0usize..80, any::<u8>())),
             prop::sample::select(vec![0u8, 0, 0, 0, 0, 0, 0, 0, 1, 10, 30]),
         )
             .prop_map(
-                |((client, vip, udp, dport, sport), flags, (size, tos, other_mac), edit, cut)| Pkt {
+                |((v6, client, vip, udp, dport, sport), flags, (size, tos, other_mac), edit, cut)| Pkt {
+                    v6,
                     client,
                     vip,
                     udp,
@@ -241,6 +303,9 @@ mod tests {
     }
 
     fn frame(p: &Pkt) -> Vec<u8> {
+        if p.v6 {
+            return frame6(p);
+        }
         let src = [[198, 51, 100, 7], [203, 0, 113, 9], [192, 0, 2, 1], [127, 0, 0, 1]][p.client as usize];
         let dst = [[10, 0, 0, 100], [10, 0, 0, 101], [10, 0, 0, 102], [10, 0, 0, 103], [10, 0, 0, 2]]
             [p.vip as usize];
@@ -281,10 +346,45 @@ mod tests {
         }
     }
 
-    fn live(w: &Worker, now: u32) -> Vec<FlowSlot> {
-        let mut v = Vec::new();
-        w.flows().for_each_live(now, |s| v.push(*s));
-        v
+    /// `frame` for IPv6: `every_feature`'s IPv6 VIPs (and a port address), its traffic class
+    /// from `tos`.
+    fn frame6(p: &Pkt) -> Vec<u8> {
+        use crate::testkit::v6::{ip6, tcp_seg6, udp_seg6};
+        let a = |last: u16| {
+            let mut a = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            a[14..].copy_from_slice(&last.to_be_bytes());
+            a
+        };
+        let mut loopback = [0u8; 16];
+        loopback[15] = 1;
+        let src = [a(0x9007), a(0x9009), a(0x9101), loopback][p.client as usize];
+        let dst = [a(0x64), a(0x65), a(0x66), a(0x66), a(0x2)][p.vip as usize];
+        let (sport, dport) = (40000 + p.sport as u16, [80, 443, 53, 9][p.dport as usize]);
+        let data = vec![0x5a; p.size as usize];
+        let (nh, seg) = if p.udp {
+            (17, udp_seg6(src, dst, sport, dport, &data))
+        } else {
+            (6, tcp_seg6(src, dst, sport, dport, p.flags, &data))
+        };
+        let mut ip = ip6(nh, src, dst, &seg);
+        ip[0] = 0x60 | p.tos >> 4;
+        ip[1] = p.tos << 4 | (ip[1] & 0x0f);
+        let to = if p.other_mac { [2, 0, 0, 0, 7, 7] } else { [2, 0, 0, 0, 0, 1] };
+        let mut f = eth(to, [2, 0, 0, 0, 9, 9], 0x86dd, &ip);
+        if let Some((at, byte)) = p.edit {
+            if at < f.len() {
+                f[at] = byte;
+            }
+        }
+        f.truncate(f.len().saturating_sub(p.cut as usize));
+        f
+    }
+
+    fn live(w: &Worker, now: u32) -> (Vec<FlowSlot>, Vec<FlowSlot6>) {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        w.flows().for_each_live(now, |s| v4.push(*s));
+        w.flows6().for_each_live(now, |s| v6.push(*s));
+        (v4, v6)
     }
 
     proptest! {
@@ -301,8 +401,9 @@ mod tests {
             ),
         ) {
             // First a handshake and a packet of it, so that every case has an established flow.
-            let open = |flags| Pkt { client: 0, vip: 0, udp: false, dport: 0, sport: 0, flags, size: 10, tos: 0, other_mac: false, edit: None, cut: 0 };
-            bursts.insert(0, (vec![open(0x02), open(0x10), open(0x18)], 0, false, false));
+            let open = |flags| Pkt { v6: false, client: 0, vip: 0, udp: false, dport: 0, sport: 0, flags, size: 10, tos: 0, other_mac: false, edit: None, cut: 0 };
+            let open6 = |flags| Pkt { v6: true, ..open(flags) };
+            bursts.insert(0, (vec![open(0x02), open(0x10), open(0x18), open6(0x02), open6(0x10), open6(0x18)], 0, false, false));
             let [a, b] = snapshots();
             let cfg = WorkerConfig { flow_capacity: 64, flow6_capacity: 64, persistence_capacity: 64, ..Default::default() };
             let mut fast = Worker::new(cfg, a.clone());
@@ -329,8 +430,10 @@ mod tests {
                 prop_assert_eq!(fast.counters(), general.counters());
                 prop_assert_eq!(live(&fast, now), live(&general, now));
                 prop_assert_eq!(fast.flows().active_counts(), general.flows().active_counts());
+                prop_assert_eq!(fast.flows6().active_counts(), general.flows6().active_counts());
             }
-            prop_assert!(fast.established > 0 && general.established == 0, "the path under test was taken");
+            prop_assert!(fast.established[0] > 0 && fast.established[1] > 0, "both paths under test were taken");
+            prop_assert_eq!(general.established, [0, 0]);
         }
     }
 }

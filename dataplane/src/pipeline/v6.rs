@@ -294,6 +294,20 @@ fn send6<B: PacketBuf, S: PacketSink<B>>(
     let bc = &mut st.counters.backends[backend as usize];
     bc.packets += 1;
     bc.bytes += len;
+    rewrite6_to(cx, st, pkt, p, s, f)
+}
+
+/// Rewrite an IPv6 packet (counted for its service and backend) for the service's mode
+/// toward `f`.
+#[inline(always)]
+pub(super) fn rewrite6_to<B: PacketBuf, S: PacketSink<B>>(
+    cx: &mut BurstCx<'_, S>,
+    st: &mut State,
+    pkt: &mut B,
+    p: &Parsed6,
+    s: &ServiceInfo,
+    f: &Forward,
+) -> Verdict {
     match rewrite6::to_backend6(pkt, p, s.mode, f) {
         EncapResult::Done | EncapResult::Fragmented(_) => Verdict::Tx(f.port),
         EncapResult::NoBuffer => Verdict::Drop(DropReason::NoBuffer),
