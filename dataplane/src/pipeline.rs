@@ -168,6 +168,28 @@ impl Default for LastService {
     }
 }
 
+/// `LastService` for IPv6: the destination, protocol and port looked up last, and the answer.
+/// Cleared when a snapshot is installed.
+#[derive(Debug, Clone, Copy, Default)]
+struct LastService6 {
+    /// Destination, then protocol << 16 | port; `None` before the first lookup.
+    key: Option<([u8; 16], u32)>,
+    svc: Option<usize>,
+}
+
+impl LastService6 {
+    /// The service for a packet to `vip`/`proto`/`port`, as `Snapshot::find_service6` answers.
+    #[inline(always)]
+    fn find(&mut self, snap: &Snapshot, vip: [u8; 16], proto: u8, port: u16) -> Option<usize> {
+        let k = (vip, (proto as u32) << 16 | port as u32);
+        if self.key != Some(k) {
+            self.key = Some(k);
+            self.svc = snap.find_service6(vip, proto, port);
+        }
+        self.svc
+    }
+}
+
 /// A worker's mutable state; the snapshot is kept apart so both can be borrowed at once.
 struct State {
     last_service: LastService,
@@ -187,6 +209,7 @@ struct State {
     sweep_per_ms: usize,
     sweep6_per_ms: usize,
     last_sweep: Option<Millis>,
+    last_service6: LastService6,
 }
 
 pub struct Worker {
@@ -210,6 +233,7 @@ impl Worker {
         let mut w = Worker {
             st: State {
                 last_service: LastService::default(),
+                last_service6: LastService6::default(),
                 flows,
                 persist: PersistTable::new(cfg.persistence_capacity),
                 flows6: FlowTable6::with_memory_advice(
@@ -244,6 +268,7 @@ impl Worker {
     pub fn install(&mut self, snap: Arc<Snapshot>) -> Arc<Snapshot> {
         self.st.wrr = snap.eligible.iter().map(|e| WrrState::new(e.len())).collect();
         self.st.last_service = LastService::default();
+        self.st.last_service6 = LastService6::default();
         self.st.flows.ensure_backends(snap.backend_id_bound());
         self.st.flows6.ensure_backends(snap.backend_id_bound());
         self.st.counters.ensure_ids(snap.service_id_bound(), snap.backend_id_bound());

@@ -204,7 +204,7 @@ pub(super) fn established6<B: PacketBuf, S: PacketSink<B>>(
     }
     let p = parse6::write_common6(h, tcp_flags);
     let len = data.len() as u64;
-    let svc = snap.find_service6(p.dst, p.proto, p.dport)?;
+    let svc = st.last_service6.find(snap, p.dst, p.proto, p.dport)?;
     let s = snap.services.get(svc)?;
     let slot =
         st.flows6.get_mut(&FlowKey6::new(p.proto, p.src, p.dst, p.sport, p.dport).id(s.id), hash, now)?;
@@ -233,7 +233,7 @@ mod tests {
 
     use crate::flow::{FlowSlot, FlowSlot6};
     use crate::parse;
-    use crate::pipeline::LastService;
+    use crate::pipeline::{LastService, LastService6};
     use crate::snapshot::{BackendState, Snapshot};
     use crate::testkit::{eth, every_feature, tcp_seg, udp_seg, CountedSink, Ip};
     use crate::{PacketBuf, VecPacket, Verdict, Worker, WorkerConfig};
@@ -328,6 +328,32 @@ mod tests {
         }
         f.truncate(f.len().saturating_sub(p.cut as usize));
         f
+    }
+
+    /// The service caches answer as the snapshot does, whatever the order of lookups (the
+    /// equivalence test cannot see this: both of its workers use the caches).
+    #[test]
+    fn service_caches_answer_as_the_snapshot() {
+        let snap = every_feature();
+        let (mut last, mut last6) = (LastService::default(), LastService6::default());
+        let v4 = [[10, 0, 0, 100], [10, 0, 0, 101], [10, 0, 0, 102], [10, 0, 0, 103], [10, 0, 0, 2]];
+        let v6 = |last: u8| {
+            let mut a = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            a[15] = last;
+            a
+        };
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let proto = [6, 17, 1][(rng % 3) as usize];
+            let port = [80, 443, 53, 9, 0][((rng >> 8) % 5) as usize];
+            let vip = v4[((rng >> 16) % 5) as usize];
+            assert_eq!(last.find(&snap, vip, proto, port), snap.find_service(vip, proto, port));
+            let vip6 = v6([0x64, 0x65, 0x66, 0x02][((rng >> 24) % 4) as usize]);
+            assert_eq!(last6.find(&snap, vip6, proto, port), snap.find_service6(vip6, proto, port));
+        }
     }
 
     #[test]

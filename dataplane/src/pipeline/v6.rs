@@ -47,9 +47,10 @@ pub(super) fn run6<B: PacketBuf, S: PacketSink<B>>(
     let snap = cx.snap;
     if p.proto == ipv6::NH_TCP || p.proto == ipv6::NH_UDP {
         let svc = match p.fragment {
-            Fragment::Whole => snap.find_service6(p.dst, p.proto, p.dport),
-            Fragment::First => snap
-                .find_service6(p.dst, p.proto, p.dport)
+            Fragment::Whole => st.last_service6.find(snap, p.dst, p.proto, p.dport),
+            Fragment::First => st
+                .last_service6
+                .find(snap, p.dst, p.proto, p.dport)
                 .map(|by_port| snap.fragment_service6(p.dst, p.proto).unwrap_or(by_port)),
             Fragment::Later => snap.fragment_service6(p.dst, p.proto),
         };
