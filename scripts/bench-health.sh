@@ -44,6 +44,7 @@ cleanup() {
   [ -n "$ACCEPT_PID" ] && kill "$ACCEPT_PID" 2>/dev/null || true
   scripts/testbed.sh down >/dev/null 2>&1 || true
   rm -f "$CFG" "$SOCK"
+  rm -rf /var/run/dpdk/dsrlb-hb
 }
 trap cleanup EXIT
 scripts/testbed.sh down >/dev/null 2>&1 || true

@@ -17,6 +17,8 @@ status=0
 # --no-fail-fast: one failing test binary must not hide whether the others pass. The
 # fault-injection feature lets the end-to-end tests make a worker fail on purpose.
 cargo test --workspace --release --no-fail-fast --features control/fault-injection 2>&1 | tee "$LOG" || status=$?
+# EAL leaves the vdev test's runtime directory (its telemetry socket) behind.
+rm -rf /var/run/dpdk/dsrlb-vdev
 
 echo "== benchmark smoke runs"
 cargo bench -q -p dataplane --bench pipeline -- --quick || status=1

@@ -249,6 +249,9 @@ down() {
     done
   fi
   rm -rf "$STATE"
+  # EAL leaves each instance's runtime directory (its telemetry socket) behind: the prefixes the
+  # testbed's configurations and tests use.
+  rm -rf /var/run/dpdk/dsrlb-tb /var/run/dpdk/dsrlb-tb2 /var/run/dpdk/dsrlb-lb[0-9]
   echo "testbed $TB down"
 }
 

@@ -29,6 +29,9 @@ fn main() {
         "512",
         "--no-pci",
         "--no-shconf",
+        // Its own runtime directory, which scripts/test.sh removes after the run.
+        "--file-prefix",
+        "dsrlb-vdev",
         "-l",
         "0-1",
         "--log-level",
