@@ -166,6 +166,21 @@ impl Counters {
         self.forwarded + self.to_control + self.total_drops() + self.frag_needed_sent
     }
 
+    /// `packets` packets of `bytes` bytes forwarded for service id `service` to backend id
+    /// `backend` (ids the counters have no room for are not counted: `ensure_ids` makes room
+    /// for every id of the installed snapshot).
+    #[inline(always)]
+    pub fn add_traffic(&mut self, service: u16, backend: u32, packets: u64, bytes: u64) {
+        if let Some(sc) = self.services.get_mut(service as usize) {
+            sc.packets += packets;
+            sc.bytes += bytes;
+        }
+        if let Some(bc) = self.backends.get_mut(backend as usize) {
+            bc.packets += packets;
+            bc.bytes += bytes;
+        }
+    }
+
     /// Make room for ids up to the given counts (called when a snapshot is installed).
     pub fn ensure_ids(&mut self, services: usize, backends: usize) {
         if self.services.len() < services {

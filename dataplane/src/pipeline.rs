@@ -862,13 +862,7 @@ fn send_to_backend<B: PacketBuf, S: PacketSink<B>>(
     f: &Forward,
     backend: u32,
 ) -> Verdict {
-    let len = pkt.len() as u64;
-    let sc = &mut st.counters.services[s.id as usize];
-    sc.packets += 1;
-    sc.bytes += len;
-    let bc = &mut st.counters.backends[backend as usize];
-    bc.packets += 1;
-    bc.bytes += len;
+    st.counters.add_traffic(s.id, backend, 1, pkt.len() as u64);
     rewrite_to(cx, st, pkt, p, s, f)
 }
 

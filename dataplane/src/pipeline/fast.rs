@@ -84,16 +84,21 @@ impl Tally {
         if self.packets == 0 {
             return;
         }
-        if let Some(sc) = c.services.get_mut(self.service as usize) {
-            sc.packets += self.packets;
-            sc.bytes += self.bytes;
-        }
-        if let Some(bc) = c.backends.get_mut(self.backend as usize) {
-            bc.packets += self.packets;
-            bc.bytes += self.bytes;
-        }
+        c.add_traffic(self.service, self.backend, self.packets, self.bytes);
         self.packets = 0;
         self.bytes = 0;
+    }
+
+    /// Count the verdict the rewrite gave a tallied packet: forwarded here, anything else (a
+    /// drop, a "fragmentation needed") where the general path counts it.
+    #[inline(always)]
+    fn verdict(&mut self, c: &mut Counters, v: Verdict) -> Verdict {
+        if let Verdict::Tx(_) = v {
+            self.forwarded += 1;
+            v
+        } else {
+            count(c, v)
+        }
     }
 
     /// Add what was tallied to the counters (at the end of a burst).
@@ -168,12 +173,7 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
             let mut p = Parsed::EMPTY;
             parse::write_common(h, tcp_flags, &mut p);
             let v = rewrite_to(cx, st, pkt, &p, s, f);
-            if let Verdict::Tx(_) = v {
-                tally.forwarded += 1;
-            } else {
-                count(&mut st.counters, v);
-            }
-            return Some(v);
+            return Some(tally.verdict(&mut st.counters, v));
         }
     }
     tally.forwarded += 1;
@@ -217,12 +217,7 @@ pub(super) fn established6<B: PacketBuf, S: PacketSink<B>>(
     refresh(&mut slot.expires, if tcp { s.tcp_idle_ms } else { s.udp_idle_ms }, now);
     tally.add(&mut st.counters, s.id, backend, len);
     let v = rewrite6_to(cx, st, pkt, &p, s, f);
-    if let Verdict::Tx(_) = v {
-        tally.forwarded += 1;
-    } else {
-        count(&mut st.counters, v);
-    }
-    Some(v)
+    Some(tally.verdict(&mut st.counters, v))
 }
 
 #[cfg(test)]
