@@ -161,25 +161,40 @@ pub(crate) fn common_header(f: &[u8]) -> Option<(&CommonHeader, u8)> {
         return None;
     }
     let l4_len = (ip_len as usize).checked_sub(ipv4::MIN_HEADER_LEN)?;
-    let tcp_flags = match h[L3 + ipv4::field::PROTOCOL] {
+    let tcp_flags = whole_l4(f, h, L4, h[L3 + ipv4::field::PROTOCOL], l4_len)?;
+    Some((h, tcp_flags))
+}
+
+/// The checks the parsers make of a whole TCP or UDP header at `at` in frame `f`, behind an IP
+/// header that gives it `l4_len` bytes (IPv4 and IPv6 alike): the TCP flags (0 for UDP), or
+/// `None` for another protocol or a header that does not fit. The common shapes' last check;
+/// `h` is the frame's first bytes as the caller has them, which hold the UDP header whole.
+#[inline(always)]
+pub(crate) fn whole_l4<const N: usize>(
+    f: &[u8],
+    h: &[u8; N],
+    at: usize,
+    proto: u8,
+    l4_len: usize,
+) -> Option<u8> {
+    match proto {
         ipv4::PROTO_TCP => {
-            let t: &[u8; l4::TCP_MIN_LEN] = f.get(L4..L4 + l4::TCP_MIN_LEN)?.try_into().ok()?;
+            let t: &[u8; l4::TCP_MIN_LEN] = f.get(at..at + l4::TCP_MIN_LEN)?.try_into().ok()?;
             let off = ((t[12] >> 4) as usize) * 4;
             if l4_len < l4::TCP_MIN_LEN || off < l4::TCP_MIN_LEN || off > l4_len {
                 return None;
             }
-            t[13]
+            Some(t[13])
         }
         ipv4::PROTO_UDP => {
-            let len = wire::be16(h, L4 + 4) as usize;
+            let len = wire::be16(h, at + 4) as usize;
             if l4_len < l4::UDP_LEN || len < l4::UDP_LEN || len > l4_len {
                 return None;
             }
-            0
+            Some(0)
         }
-        _ => return None,
-    };
-    Some((h, tcp_flags))
+        _ => None,
+    }
 }
 
 /// What `parse_any` reads of a frame `common_header` accepted, field by field into `out`.

@@ -165,24 +165,8 @@ pub(crate) fn common_header6(f: &[u8]) -> Option<(&CommonHeader6, u8)> {
     if ipv6::HEADER_LEN + payload_len > f.len() - L3 {
         return None;
     }
-    let tcp_flags = match h[L3 + ipv6::field::NEXT_HEADER] {
-        ipv6::NH_TCP => {
-            let t: &[u8; l4::TCP_MIN_LEN] = f.get(L4..L4 + l4::TCP_MIN_LEN)?.try_into().ok()?;
-            let off = ((t[12] >> 4) as usize) * 4;
-            if payload_len < l4::TCP_MIN_LEN || off < l4::TCP_MIN_LEN || off > payload_len {
-                return None;
-            }
-            t[13]
-        }
-        ipv6::NH_UDP => {
-            let len = wire::be16(h, L4 + 4) as usize;
-            if payload_len < l4::UDP_LEN || len < l4::UDP_LEN || len > payload_len {
-                return None;
-            }
-            0
-        }
-        _ => return None,
-    };
+    // IPv6 numbers TCP and UDP as IPv4 does.
+    let tcp_flags = crate::parse::whole_l4(f, h, L4, h[L3 + ipv6::field::NEXT_HEADER], payload_len)?;
     Some((h, tcp_flags))
 }
 
