@@ -186,6 +186,7 @@ impl Slot for FlowSlot {
 pub trait FlowEntry: Slot {
     fn backend(&self) -> u32;
     fn backend_mut(&mut self) -> &mut u32;
+    fn expires_mut(&mut self) -> &mut Millis;
     fn flags(&self) -> u8;
     /// The key this slot holds.
     fn key(&self) -> Self::Key;
@@ -199,6 +200,10 @@ impl FlowEntry for FlowSlot {
     #[inline(always)]
     fn backend_mut(&mut self) -> &mut u32 {
         &mut self.backend
+    }
+    #[inline(always)]
+    fn expires_mut(&mut self) -> &mut Millis {
+        &mut self.expires
     }
     #[inline(always)]
     fn flags(&self) -> u8 {
@@ -467,6 +472,10 @@ impl FlowEntry for FlowSlot6 {
     #[inline(always)]
     fn backend_mut(&mut self) -> &mut u32 {
         &mut self.backend
+    }
+    #[inline(always)]
+    fn expires_mut(&mut self) -> &mut Millis {
+        &mut self.expires
     }
     #[inline(always)]
     fn flags(&self) -> u8 {

@@ -13,12 +13,13 @@ use super::v6::rewrite6_to;
 use super::{count, refresh, rewrite_to, BurstCx, State, Verdict};
 use crate::buf::{PacketBuf, PacketSink};
 use crate::counters::{Counters, DropReason};
-use crate::flow::{FlowKey, FlowKey6};
+use crate::flow::{FlowEntry, FlowKey, FlowKey6};
 use crate::parse::{self, CommonHeader, Parsed};
 use crate::parse6::{self, CommonHeader6, COMMON6_L4};
 use crate::rewrite::{self, DscpAt};
-use crate::snapshot::ForwardMode;
+use crate::snapshot::{Forward, ForwardMode, ServiceInfo, Snapshot};
 use crate::table;
+use crate::table::Millis;
 use crate::wire::{be16, ethernet, fixed, ip4, ipv4, ipv6, l4};
 
 const L3: usize = ethernet::HEADER_LEN;
@@ -109,6 +110,27 @@ impl Tally {
     }
 }
 
+/// What both families' paths decide once the packet's flow is found: a flow neither opening nor
+/// closing, to a backend that keeps it, has its expiry moved on, and its backend and forwarding
+/// entry are the answer; `None`, with nothing changed, otherwise.
+#[inline(always)]
+fn keep<'a, E: FlowEntry>(
+    snap: &'a Snapshot,
+    svc: usize,
+    s: &ServiceInfo,
+    slot: &mut E,
+    tcp: bool,
+    now: Millis,
+) -> Option<(u32, &'a Forward)> {
+    if slot.flags() & (table::FLAG_CLOSING | table::FLAG_EMBRYONIC) != 0 {
+        return None;
+    }
+    let backend = slot.backend();
+    let f = snap.forward(svc, backend).filter(|f| f.keeps_flows)?;
+    refresh(slot.expires_mut(), if tcp { s.tcp_idle_ms } else { s.udp_idle_ms }, now);
+    Some((backend, f))
+}
+
 /// Forward a common-shape packet (`parse::common_header` accepted it in the first pass, and
 /// `hash` is its flow's) if it belongs to an established flow this worker holds; `None`, with
 /// nothing changed, sends it down the general path.
@@ -137,13 +159,8 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
     let svc = st.last_service.position_keyed(service_key(h), snap, key.dst(), proto, key.dport());
     let s = snap.services.get(svc)?;
     let slot = st.flows.get_mut(&key.id(s.id), hash, now)?;
-    if slot.flags & (table::FLAG_CLOSING | table::FLAG_EMBRYONIC) != 0 {
-        return None;
-    }
-    let backend = slot.backend;
-    let f = snap.forward(svc, backend).filter(|f| f.keeps_flows)?;
+    let (backend, f) = keep(snap, svc, s, slot, tcp, now)?;
     // Decided: from here on this is what the general path does with the packet.
-    refresh(&mut slot.expires, if tcp { s.tcp_idle_ms } else { s.udp_idle_ms }, now);
     tally.add(&mut st.counters, s.id, backend, len);
     let ip_len = be16(h, L3 + ipv4::field::TOTAL_LEN);
     let fits = ip_len <= f.mtu;
@@ -208,13 +225,8 @@ pub(super) fn established6<B: PacketBuf, S: PacketSink<B>>(
     let s = snap.services.get(svc)?;
     let slot =
         st.flows6.get_mut(&FlowKey6::new(p.proto, p.src, p.dst, p.sport, p.dport).id(s.id), hash, now)?;
-    if slot.flags & (table::FLAG_CLOSING | table::FLAG_EMBRYONIC) != 0 {
-        return None;
-    }
-    let backend = slot.backend;
-    let f = snap.forward(svc, backend).filter(|f| f.keeps_flows)?;
+    let (backend, f) = keep(snap, svc, s, slot, tcp, now)?;
     // Decided: from here on this is what the general path does with the packet.
-    refresh(&mut slot.expires, if tcp { s.tcp_idle_ms } else { s.udp_idle_ms }, now);
     tally.add(&mut st.counters, s.id, backend, len);
     let v = rewrite6_to(cx, st, pkt, &p, s, f);
     Some(tally.verdict(&mut st.counters, v))

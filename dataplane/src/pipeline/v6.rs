@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::{change_state, punt, BurstCx, Punt, State, Verdict};
+use super::{change_state, punt, refresh, BurstCx, Punt, State, Verdict};
 use crate::buf::{PacketBuf, PacketSink};
 use crate::counters::DropReason;
 use crate::flow::{hash_addr6, FlowKey6, FlowSlot6};
@@ -154,8 +154,8 @@ fn forward6<B: PacketBuf, S: PacketSink<B>>(
     let existing = st.flows6.get_mut(&id, hash, now).map(|e| {
         if closing || e.flags & (table::FLAG_CLOSING | table::FLAG_EMBRYONIC) != 0 {
             change_state(&mut e.flags, &mut e.expires, p.tcp_flags, s, closing, idle, now);
-        } else if (e.expires.wrapping_sub(now) as i32) < idle as i32 {
-            e.expires = now.wrapping_add(idle + idle / 32);
+        } else {
+            refresh(&mut e.expires, idle, now);
         }
         e.backend
     });
