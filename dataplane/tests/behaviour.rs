@@ -454,6 +454,30 @@ fn idle_flows_expire_and_fin_shortens_life() {
 }
 
 #[test]
+fn the_sweep_is_paid_in_slices_and_keeps_its_pace() {
+    // 65 536 buckets swept per 750 ms (a quarter of the 3 s SYN timeout): 88 a millisecond,
+    // more than one call's slice. A caller four times a millisecond pays it in slices; one
+    // that comes once a millisecond pays all but the last millisecond's each time.
+    for calls_per_ms in [4, 1] {
+        let cfg = WorkerConfig { flow_capacity: 1 << 16, ..Default::default() };
+        let mut w = Worker::new(cfg, Arc::new(one_arm()));
+        for i in 0..50 {
+            run(&mut w, &client_tcp(VIP_L2, i, 80, 0x02, b""), 0, 0);
+        }
+        w.housekeeping(0);
+        for ms in 1..3_000 {
+            (0..calls_per_ms).for_each(|_| w.housekeeping(ms));
+        }
+        assert_eq!(w.flows().len(), 50, "nothing expires before the SYN timeout");
+        for ms in 3_000..=3_752 {
+            (0..calls_per_ms).for_each(|_| w.housekeeping(ms));
+        }
+        assert_eq!(w.flows().len(), 0, "{calls_per_ms} a ms: swept within a period of the timeout");
+        assert_eq!(w.counters().embryonic_expired, 50);
+    }
+}
+
+#[test]
 fn sweep_period_shorter_than_the_floor_is_accepted() {
     // A configured longest period under the 100 ms floor is taken as it is (it once panicked).
     let cfg = WorkerConfig { flow_capacity: 64, sweep_period_ms: 10, ..Default::default() };
