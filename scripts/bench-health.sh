@@ -45,6 +45,7 @@ cleanup() {
   scripts/testbed.sh down >/dev/null 2>&1 || true
   rm -f "$CFG" "$SOCK"
   rm -rf /var/run/dpdk/dsrlb-hb
+  rm -f "$SOCK.lock"
 }
 trap cleanup EXIT
 scripts/testbed.sh down >/dev/null 2>&1 || true

@@ -122,7 +122,7 @@ RON
     done
   fi
   kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
-  rm -f "$sock"
+  rm -f "$sock" "$sock.lock"
   printf '%s' "$samples" | { grep -v '^$' || true; } | median
 }
 

@@ -252,6 +252,9 @@ down() {
   # EAL leaves each instance's runtime directory (its telemetry socket) behind: the prefixes the
   # testbed's configurations and tests use.
   rm -rf /var/run/dpdk/dsrlb-tb /var/run/dpdk/dsrlb-tb2 /var/run/dpdk/dsrlb-lb[0-9]
+  # and each instance's lock file beside its control socket (kept by dsrlb itself: removing it
+  # at exit would race a second instance), now that no instance runs.
+  rm -f /run/dsrlb-tb.sock.lock /run/dsrlb-tb2.sock.lock /run/dsrlb-lb[0-9].sock.lock
   echo "testbed $TB down"
 }
 
