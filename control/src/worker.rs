@@ -181,12 +181,10 @@ impl PacketIo for DpdkIo {
             }
         }
         // As l3fwd does: start pulling every packet's headers into cache before the pipeline
-        // reads the first one.
-        for m in self.rx_burst.as_slice() {
-            dpdk_bindings::prefetch(m.data_ptr());
-        }
+        // reads the first one. The burst was asked for no more than `out` has room for.
         for m in self.rx_burst.drain() {
-            out.push(Pkt(m));
+            dpdk_bindings::prefetch(m.data_ptr());
+            let _ = out.try_push(Pkt(m));
         }
     }
 
@@ -217,11 +215,13 @@ impl PacketIo for DpdkIo {
                 self.tap.offer(pkt.0.data(), port, Dir::Tx);
             }
         }
-        for pkt in pkts.drain(..) {
-            if let Err(m) = self.pending[p].push(pkt.0) {
-                self.flush_port(p);
-                let _ = self.pending[p].push(m);
+        let mut rest = pkts.drain(..).map(|pkt| pkt.0);
+        loop {
+            self.pending[p].fill_from(&mut rest);
+            if rest.len() == 0 {
+                break;
             }
+            self.flush_port(p);
         }
     }
 

@@ -48,6 +48,7 @@ fn main() {
         ("lcore_launch_runs_on_worker", lcore_launch_runs_on_worker),
         ("mbuf_prepend_adj_trim", mbuf_prepend_adj_trim),
         ("pool_running_dry_is_an_error", pool_running_dry_is_an_error),
+        ("burst_fill_from_keeps_order_and_the_rest", burst_fill_from_keeps_order_and_the_rest),
         ("ring_roundtrip_bytes_and_stats", ring_roundtrip_bytes_and_stats),
         ("pcap_receives_and_writes_frames", pcap_receives_and_writes_frames),
         ("null_multiqueue_queues_owned_once", null_multiqueue_queues_owned_once),
@@ -209,6 +210,31 @@ fn pool_running_dry_is_an_error(_: &Arc<Eal>, _: &Arc<Mempool>) {
     drop(b);
     drop(held);
     assert_eq!(small.available(), 63, "every mbuf is back");
+}
+
+fn burst_fill_from_keeps_order_and_the_rest(_: &Arc<Eal>, _: &Arc<Mempool>) {
+    let pool = Mempool::new("fill_pool", 127, 0, 256 + 128, None).expect("pool");
+    let mbuf = |i: u8| {
+        let mut m = pool.alloc().expect("mbuf");
+        assert!(m.append(1));
+        m.data_mut()[0] = i;
+        m
+    };
+    let mut b = Burst::new();
+    for i in 0..60 {
+        assert!(b.push(mbuf(i)).is_ok(), "room");
+    }
+    let mut more = (60..70).map(mbuf).collect::<Vec<_>>().into_iter();
+    assert_eq!(b.fill_from(&mut more), 4, "only what fits is taken");
+    assert!(b.is_full());
+    assert_eq!(more.len(), 6, "the rest stays with the caller");
+    let order: Vec<u8> = b.as_slice().iter().map(|m| m.data()[0]).collect();
+    assert_eq!(order, (0..64).collect::<Vec<u8>>());
+    b.clear();
+    assert_eq!(b.fill_from(&mut more), 6);
+    assert_eq!(b.as_slice().iter().map(|m| m.data()[0]).collect::<Vec<u8>>(), (64..70).collect::<Vec<u8>>());
+    drop(b);
+    assert_eq!(pool.available(), 127, "every mbuf is back");
 }
 
 fn ring_roundtrip_bytes_and_stats(eal: &Arc<Eal>, pool: &Arc<Mempool>) {
