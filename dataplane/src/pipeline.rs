@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::buf::{PacketBuf, PacketSink};
 use crate::counters::{Counters, DropReason};
-use crate::flow::{hash_addr, FlowId, FlowKey, FlowSlot, FlowTable, FlowTable6};
+use crate::flow::{hash_addr, FlowEntry, FlowId, FlowKey, FlowSlot, FlowTable, FlowTable6, FlowTableOf};
 use crate::io::BURST;
 use crate::parse::{self, parse_into, Fragment, Kind, Parsed};
 use crate::parse6;
@@ -203,15 +203,11 @@ struct State {
     /// By `Punt` kind.
     punt_limit: [TokenBucket; 3],
     ip_id: u16,
-    /// The longest sweep period allowed, buckets to sweep per elapsed millisecond (set for the
-    /// installed services' timeouts), and when the sweep last ran.
+    /// The longest sweep period allowed, each family's sweep pace, and when the sweep last ran.
     max_sweep_period_ms: u32,
-    sweep_per_ms: usize,
-    sweep6_per_ms: usize,
+    sweep: SweepPace,
+    sweep6: SweepPace,
     last_sweep: Option<Millis>,
-    /// Buckets of each family's flow table the sweep still owes for the milliseconds gone by:
-    /// paid a slice per loop pass (`housekeeping`), not all in the pass the clock ticks in.
-    sweep_owed: [usize; 2],
     last_service6: LastService6,
 }
 
@@ -251,10 +247,9 @@ impl Worker {
                 punt_limit: [0, 1, 2].map(|k| TokenBucket::new(cfg.punt_per_sec[k], cfg.punt_burst[k])),
                 ip_id: 0,
                 max_sweep_period_ms: cfg.sweep_period_ms.max(1),
-                sweep_per_ms: 1,
-                sweep6_per_ms: 1,
+                sweep: SweepPace { per_ms: 1, owed: 0 },
+                sweep6: SweepPace { per_ms: 1, owed: 0 },
                 last_sweep: None,
-                sweep_owed: [0; 2],
             },
             snap: snap.clone(),
             descs: Box::new([PacketDesc::EMPTY; BURST]),
@@ -286,8 +281,8 @@ impl Worker {
             .min();
         let max = self.st.max_sweep_period_ms;
         let period = shortest.map_or(max, |t| (t / 4).max(100).min(max));
-        self.st.sweep_per_ms = self.st.flows.capacity().div_ceil(period as usize).max(1);
-        self.st.sweep6_per_ms = self.st.flows6.capacity().div_ceil(period as usize).max(1);
+        self.st.sweep.per_ms = self.st.flows.capacity().div_ceil(period as usize).max(1);
+        self.st.sweep6.per_ms = self.st.flows6.capacity().div_ceil(period as usize).max(1);
         std::mem::replace(&mut self.snap, snap)
     }
 
@@ -319,25 +314,13 @@ impl Worker {
         let elapsed = now.wrapping_sub(last).min(1000) as usize;
         if elapsed > 0 {
             st.last_sweep = Some(now);
-            st.sweep_owed[0] = (st.sweep_owed[0] + elapsed * st.sweep_per_ms).min(st.flows.capacity());
-            st.sweep_owed[1] = (st.sweep_owed[1] + elapsed * st.sweep6_per_ms).min(st.flows6.capacity());
-            st.persist.sweep(now, elapsed * (st.sweep_per_ms / 4 + 1));
-            st.persist6.sweep(now, elapsed * (st.sweep6_per_ms / 4 + 1));
+            st.sweep.owe(elapsed, st.flows.capacity());
+            st.sweep6.owe(elapsed, st.flows6.capacity());
+            st.persist.sweep(now, elapsed * (st.sweep.per_ms / 4 + 1));
+            st.persist6.sweep(now, elapsed * (st.sweep6.per_ms / 4 + 1));
         }
-        if st.sweep_owed[0] > 0 {
-            let n = sweep_slice(st.sweep_owed[0], st.sweep_per_ms);
-            st.sweep_owed[0] -= n;
-            let (freed, embryonic) = st.flows.sweep(now, n);
-            st.counters.expired_by_sweep += freed as u64;
-            st.counters.embryonic_expired += embryonic as u64;
-        }
-        if st.sweep_owed[1] > 0 {
-            let n = sweep_slice(st.sweep_owed[1], st.sweep6_per_ms);
-            st.sweep_owed[1] -= n;
-            let (freed, embryonic) = st.flows6.sweep(now, n);
-            st.counters.expired_by_sweep += freed as u64;
-            st.counters.embryonic_expired += embryonic as u64;
-        }
+        pay_sweep(&mut st.sweep, &mut st.flows, now, &mut st.counters);
+        pay_sweep(&mut st.sweep6, &mut st.flows6, now, &mut st.counters);
     }
 
     /// Run a burst; `verdicts[i]` tells what to do with `pkts[i]`.
@@ -521,11 +504,44 @@ fn describe(data: &[u8], d: &mut PacketDesc) {
 /// Buckets one `housekeeping` call sweeps: a few hundred nanoseconds of reads.
 const SWEEP_SLICE: usize = 64;
 
-/// What one call sweeps of `owed` buckets, at `per_ms` owed per millisecond: a slice, or more
-/// when that would leave over a millisecond's worth owed (a caller that comes rarely).
+/// One flow table's sweep: buckets per elapsed millisecond (set for the installed services'
+/// timeouts), and buckets still owed for the milliseconds gone by, paid a slice per loop pass
+/// (`housekeeping`), not all in the pass the clock ticks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SweepPace {
+    per_ms: usize,
+    owed: usize,
+}
+
+impl SweepPace {
+    /// `elapsed_ms` more milliseconds' worth, never more than the whole table (`capacity`).
+    fn owe(&mut self, elapsed_ms: usize, capacity: usize) {
+        self.owed = (self.owed + elapsed_ms * self.per_ms).min(capacity);
+    }
+
+    /// Buckets to sweep in this call: a slice, or more when a slice would leave over a
+    /// millisecond's worth owed (a caller that comes rarely).
+    fn take(&mut self) -> usize {
+        let n = self.owed.min(SWEEP_SLICE).max(self.owed.saturating_sub(self.per_ms));
+        self.owed -= n;
+        n
+    }
+}
+
+/// Sweep what `pace` says is due now of `table`, counting what it frees.
 #[inline]
-fn sweep_slice(owed: usize, per_ms: usize) -> usize {
-    owed.min(SWEEP_SLICE).max(owed.saturating_sub(per_ms))
+fn pay_sweep<E: FlowEntry, const N: usize>(
+    pace: &mut SweepPace,
+    table: &mut FlowTableOf<E, N>,
+    now: Millis,
+    c: &mut Counters,
+) {
+    if pace.owed == 0 {
+        return;
+    }
+    let (freed, embryonic) = table.sweep(now, pace.take());
+    c.expired_by_sweep += freed as u64;
+    c.embryonic_expired += embryonic as u64;
 }
 
 /// The flow a client→VIP packet belongs to: its 5-tuple, or its addresses only when it is a
@@ -1019,4 +1035,25 @@ fn route_to_client<B: PacketBuf>(
     }
     st.counters.inline_routed += 1;
     Verdict::Tx(client)
+}
+
+#[cfg(test)]
+mod sweep_pace_tests {
+    use super::{SweepPace, SWEEP_SLICE};
+
+    /// The slicing itself (the behaviour tests see only the pace): a millisecond's share is
+    /// paid `SWEEP_SLICE` at a time, and a debt over a millisecond's share is paid down to one
+    /// millisecond's share in one call.
+    #[test]
+    fn a_millisecond_is_paid_in_slices_and_a_larger_debt_at_once() {
+        let mut p = SweepPace { per_ms: 150, owed: 0 };
+        p.owe(1, 1 << 20);
+        let calls: Vec<usize> = std::iter::from_fn(|| Some(p.take()).filter(|&n| n > 0)).collect();
+        assert_eq!(calls, vec![SWEEP_SLICE, SWEEP_SLICE, 150 - 2 * SWEEP_SLICE]);
+        p.owe(5, 1 << 20);
+        assert_eq!(p.take(), 4 * 150, "all but one millisecond's share");
+        assert_eq!(p.owed, 150);
+        p.owe(1000, 600);
+        assert_eq!(p.owed, 600, "never more than the whole table");
+    }
 }
