@@ -184,6 +184,17 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
     let cfg = load(&args.config_path)?;
     let _instance = lock_instance(&cfg)?;
     let eal = Eal::init(eal_args(&cfg, &args.extra_eal)).map_err(|e| StartError::Eal(e.to_string()))?;
+    let result = run_on(&eal, cfg, args);
+    // Only now, with every mbuf, ring, port and pool of `run_on` dropped: EAL's cleanup unmaps
+    // the memory they live in, and a frame freed after it is a crash at exit.
+    drop(eal);
+    result
+}
+
+/// Everything between EAL's start and its cleanup. Whatever holds DPDK memory (the pool, the
+/// ports, the frames queued between the workers and the control core) is created here, so it
+/// is gone before `run` cleans EAL up, on every path out.
+fn run_on(eal: &Eal, cfg: Config, args: RunArgs) -> Result<(), StartError> {
     let lcores = eal.worker_lcores();
     if lcores.is_empty() {
         return Err(StartError::NoWorkerLcore);
@@ -256,7 +267,6 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
     // Workers last: nothing that can fail comes after them (an error would leave them
     // running in a process that cannot end).
     let stop = Arc::new(AtomicBool::new(false));
-    let mut rings = Vec::new();
     let mut jobs: Vec<LcoreJoin> = Vec::new();
     let wcfg = WorkerConfig {
         flow_capacity: cfg.flow_table_size,
@@ -292,7 +302,6 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
                 eal.launch(lcore, move || worker::run(setup))
                     .map_err(|e| StartError::Launch { lcore, error: e.to_string() })?,
             );
-            rings.push(r);
         }
         Ok(())
     })();
@@ -305,7 +314,7 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
         return Err(e);
     }
 
-    let links = DpdkLinks::new(pool, ports, rings, exceptions);
+    let links = DpdkLinks::new(pool, ports, worker_rings, exceptions);
     let mut cp = ControlCore::new(links, rt, snap, args.config_path.clone(), view, start);
     if let Some(a) = announcer {
         cp = cp.with_announcer(a);
@@ -339,8 +348,6 @@ pub fn run(args: RunArgs) -> Result<(), StartError> {
         v.rx_packets, v.forwarded, v.to_control, v.drops, v.flows
     );
     let _ = std::fs::remove_file(&cfg.control_socket);
-    drop(cp);
-    drop(eal);
     Ok(())
 }
 

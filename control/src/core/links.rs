@@ -84,8 +84,9 @@ impl Exception {
 
 /// Workers on DPDK lcores, reached through lock-free rings; frames in mbufs.
 pub struct DpdkLinks {
-    pool: Arc<Mempool>,
-    ports: Vec<Port>,
+    // Fields drop in this order: the frames still queued in the rings go back to the pool
+    // first, then the ports stop (their queues' frames go back too), then the pool itself,
+    // which is freed only when every frame is back in it.
     rings: Vec<Rings>,
     /// Buffers lent to each worker for its counters (`None` while the worker holds it).
     stats_bufs: Vec<Option<Box<WorkerStats>>>,
@@ -97,6 +98,8 @@ pub struct DpdkLinks {
     priority_run: usize,
     /// By data port.
     exceptions: Vec<Option<Exception>>,
+    ports: Vec<Port>,
+    pool: Arc<Mempool>,
 }
 
 /// Priority frames served in a row before one of the others, if any wait.
