@@ -1,6 +1,7 @@
 //! Testbed fixture: namespaces up, servers set up for every mode, dsrlb running inside the
 //! fabric namespace; helpers to send real traffic and to ask dsrlb through `dsrlb ctl`.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -9,6 +10,8 @@ use serde_json::Value;
 
 pub const TB: &str = "dtb";
 pub const SOCKET: &str = "/run/dsrlb-tb.sock";
+/// Signals that end a process by a fault of its own: SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV.
+const CRASH_SIGNALS: [i32; 5] = [4, 6, 7, 8, 11];
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -108,8 +111,20 @@ impl Testbed {
     }
 
     /// Send `signal` to dsrlb and wait (up to `limit`) for it to end; its exit status (or
-    /// `None`: it did not end, and was killed).
+    /// `None`: it did not end, and was killed). Every case that stops dsrlb checks, through
+    /// this, that the stop did not end in a crash (a fault in its teardown).
     pub fn stop(&self, signal: &str, limit: Duration) -> Option<std::process::ExitStatus> {
+        let st = self.stop_unchecked(signal, limit);
+        if let Some(sig) = st.and_then(|s| s.signal()).filter(|s| CRASH_SIGNALS.contains(s)) {
+            panic!(
+                "dsrlb crashed (signal {sig}) when stopped with {signal}; log: {}",
+                std::fs::read_to_string(self.log_path()).unwrap_or_default()
+            );
+        }
+        st
+    }
+
+    fn stop_unchecked(&self, signal: &str, limit: Duration) -> Option<std::process::ExitStatus> {
         let mut c = self.dsrlb.borrow_mut().take()?;
         let _ = sh(&["kill", signal, &c.id().to_string()]);
         let st = self.wait_exit(&mut c, limit);
@@ -237,7 +252,8 @@ impl Testbed {
     }
 
     pub fn down(&mut self) {
-        self.stop("-TERM", Duration::from_secs(10));
+        // Also on the way out of a failed case (unwinding): no second panic here.
+        self.stop_unchecked("-TERM", Duration::from_secs(10));
         let script = repo().join("scripts/testbed.sh");
         let _ = sh(&[script.to_str().unwrap(), "down"]);
     }
