@@ -171,14 +171,18 @@ impl Mbuf {
         true
     }
 
-    /// Set the length to `len`, growing (`append`) or shrinking (`trim`) at the end.
+    /// Set the length to `len`, growing (`append`) or shrinking (`trim`) at the end. The same
+    /// length changes nothing (an IP-in-IP encapsulation sets the frame to its IP length first,
+    /// which for a frame without Ethernet padding it already is).
     #[inline]
     pub fn set_len(&mut self, len: usize) -> bool {
         let cur = self.len();
-        if len >= cur {
+        if len > cur {
             self.append(len - cur)
-        } else {
+        } else if len < cur {
             self.trim(cur - len)
+        } else {
+            true
         }
     }
 
