@@ -203,26 +203,36 @@ impl Ipv4Repr {
         let total_len = self.payload_len.wrapping_add(MIN_HEADER_LEN as u16);
         let flags_frag = self.flags_frag();
         let (tos, ttl, proto, src, dst) = (self.tos, self.ttl, self.protocol, self.src, self.dst);
-        // The checksum is summed from the field values, not read back from the buffer.
-        let word = |a: u8, b: u8| u16::from_be_bytes([a, b]) as u32;
-        let sum = word(0x45, tos)
-            + total_len as u32
-            + self.ident as u32
-            + flags_frag as u32
-            + word(ttl, proto)
-            + word(src[0], src[1])
-            + word(src[2], src[3])
-            + word(dst[0], dst[1])
-            + word(dst[2], dst[3]);
-        let c = crate::checksum::finish(sum).to_be_bytes();
         let [l0, l1] = total_len.to_be_bytes();
         let [i0, i1] = self.ident.to_be_bytes();
         let [f0, f1] = flags_frag.to_be_bytes();
+        // The checksum is summed from the field values, not read back from the buffer, and in
+        // the byte order the CPU loads them in (RFC 1071 2(B): the sum of byte-swapped words is
+        // the byte-swapped sum), the addresses as whole 32-bit words (2(C): wider words fold
+        // to the same sum). Each address is then one load and one add, not two swapped words.
+        let le = |a: u8, b: u8| u16::from_le_bytes([a, b]) as u64;
+        let sum = le(0x45, tos)
+            + le(l0, l1)
+            + le(i0, i1)
+            + le(f0, f1)
+            + le(ttl, proto)
+            + u32::from_le_bytes(src) as u64
+            + u32::from_le_bytes(dst) as u64;
+        let [c0, c1] = crate::checksum::finish(fold32(sum)).to_le_bytes();
         out[..MIN_HEADER_LEN].copy_from_slice(&[
-            0x45, tos, l0, l1, i0, i1, f0, f1, ttl, proto, c[0], c[1], src[0], src[1], src[2], src[3],
-            dst[0], dst[1], dst[2], dst[3],
+            0x45, tos, l0, l1, i0, i1, f0, f1, ttl, proto, c0, c1, src[0], src[1], src[2], src[3], dst[0],
+            dst[1], dst[2], dst[3],
         ]);
     }
+}
+
+/// A one's-complement sum of at most 2^32 words folded to 32 bits, `checksum::finish`'s input.
+#[inline(always)]
+fn fold32(sum: u64) -> u32 {
+    let s = (sum & 0xffff_ffff) + (sum >> 32);
+    // At most 0xffff_ffff + 0xffff_ffff before; at most 0x1_0000_0000 after one fold, so the
+    // second leaves 32 bits.
+    ((s & 0xffff_ffff) + (s >> 32)) as u32
 }
 
 #[cfg(test)]
@@ -278,6 +288,33 @@ mod tests {
         assert_eq!(h.src(), [1, 2, 3, 4]);
         assert_eq!(h.payload().len(), 4);
         assert_eq!(crate::checksum::checksum(&b[..20]), 0, "a correct header sums to zero");
+    }
+
+    proptest::proptest! {
+        /// `emit` sums in the CPU's byte order and whole addresses at a time: whatever the
+        /// fields, the header it writes checks out under RFC 1071's plain 16-bit big-endian
+        /// sum, and holds the fields as given.
+        #[test]
+        fn emitted_checksum_is_rfc1071s(
+            tos: u8, payload_len in 0u16..=65515, ident: u16, df: bool, mf: bool,
+            frag in 0u16..8192, ttl: u8, protocol: u8, src: [u8; 4], dst: [u8; 4],
+        ) {
+            let r = Ipv4Repr {
+                tos, payload_len, ident, dont_fragment: df, more_fragments: mf,
+                frag_offset: frag * 8, ttl, protocol, src, dst,
+            };
+            let mut h = [0u8; 20];
+            r.emit(&mut h);
+            proptest::prop_assert_eq!(crate::checksum::checksum(&h), 0);
+            let mut zeroed = h;
+            zeroed[10..12].fill(0);
+            proptest::prop_assert_eq!(
+                crate::checksum::checksum(&zeroed).to_be_bytes(), [h[10], h[11]],
+                "the stored checksum is the plain one"
+            );
+            proptest::prop_assert_eq!((crate::wire::ip4(&h, field::SRC), crate::wire::ip4(&h, field::DST)), (src, dst));
+            proptest::prop_assert_eq!((h[field::TTL], h[field::PROTOCOL], h[field::TOS]), (ttl, protocol, tos));
+        }
     }
 
     #[test]
