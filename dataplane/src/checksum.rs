@@ -61,6 +61,16 @@ pub fn delta32(old: [u8; 4], new: [u8; 4]) -> u32 {
         + delta16(u16::from_be_bytes([old[2], old[3]]), u16::from_be_bytes([new[2], new[3]]))
 }
 
+/// `delta32` in the byte order the CPU loads a field in (little-endian words), for a checksum
+/// that is read, updated and stored in that order too: RFC 1071 2(B), the sum of byte-swapped
+/// words is the byte-swapped sum. The rewrites on the forwarding path work this way, so that
+/// no word is swapped on its way in or out.
+#[inline]
+pub fn delta32_le(old: [u8; 4], new: [u8; 4]) -> u32 {
+    delta16(u16::from_le_bytes([old[0], old[1]]), u16::from_le_bytes([new[0], new[1]]))
+        + delta16(u16::from_le_bytes([old[2], old[3]]), u16::from_le_bytes([new[2], new[3]]))
+}
+
 /// A checksum after changes whose deltas sum to `delta` (at most a few dozen deltas, so the
 /// sum cannot overflow).
 #[inline]

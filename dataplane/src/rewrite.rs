@@ -95,13 +95,16 @@ pub struct DscpAt {
 pub fn rewrite_dscp_at(frame: &mut [u8], p: DscpAt, code: u8, real_ip: [u8; 4], macs: [u8; 12]) {
     let ip = p.l3;
     let Some(h) = frame.get_mut(ip..ip + ipv4::MIN_HEADER_LEN) else { return };
-    // The destination's change is shared by the IP checksum and the L4 pseudo-header.
-    let dst_delta = checksum::delta32(p.dst, real_ip);
+    // Both checksums are updated in the byte order the CPU loads them in (`delta32_le`): the
+    // destination's change is shared by the IP checksum and the L4 pseudo-header.
+    let le16 = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+    let dst_delta = checksum::delta32_le(p.dst, real_ip);
     let tos = (code << 2) | (p.tos & 0x03);
-    let tos_delta = checksum::delta16(p.tos as u16, tos as u16); // the low byte of word 0
+    // The TOS is the second byte of word 0: its high byte, read little-endian.
+    let tos_delta = checksum::delta16((p.tos as u16) << 8, (tos as u16) << 8);
     h[ipv4::field::TOS] = tos;
-    let csum = checksum::apply(be16(h, ipv4::field::CHECKSUM), tos_delta + dst_delta);
-    h[ipv4::field::CHECKSUM..ipv4::field::CHECKSUM + 2].copy_from_slice(&csum.to_be_bytes());
+    let csum = checksum::apply(le16(h, ipv4::field::CHECKSUM), tos_delta + dst_delta);
+    h[ipv4::field::CHECKSUM..ipv4::field::CHECKSUM + 2].copy_from_slice(&csum.to_le_bytes());
     h[ipv4::field::DST..ipv4::field::DST + 4].copy_from_slice(&real_ip);
     // The L4 checksum covers the destination through the pseudo-header (later fragments carry
     // no L4 header, and ICMP has no pseudo-header).
@@ -113,14 +116,14 @@ pub fn rewrite_dscp_at(frame: &mut [u8], p: DscpAt, code: u8, real_ip: [u8; 4], 
         };
         if let Some(at) = at {
             let Some(c) = frame.get_mut(at..at + 2) else { return };
-            let old = be16(c, 0);
-            // UDP checksum 0 means "none": it stays 0.
+            let old = le16(c, 0);
+            // UDP checksum 0 means "none": it stays 0 (0 and all ones read the same either way).
             if !(p.proto == ipv4::PROTO_UDP && old == 0) {
                 let mut new = checksum::apply(old, dst_delta);
                 if p.proto == ipv4::PROTO_UDP && new == 0 {
                     new = 0xffff; // a computed zero is sent as all ones (RFC 768)
                 }
-                c.copy_from_slice(&new.to_be_bytes());
+                c.copy_from_slice(&new.to_le_bytes());
             }
         }
     }
