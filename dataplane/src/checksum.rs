@@ -107,6 +107,26 @@ mod tests {
         assert_eq!(inc2, checksum(&hdr));
     }
 
+    proptest::proptest! {
+        /// The little-endian delta updates a checksum read little-endian to exactly what a
+        /// fresh computation over the changed bytes gives (stored back little-endian), for a
+        /// 4-byte field anywhere on a word boundary.
+        #[test]
+        fn little_endian_delta_matches_a_fresh_checksum(
+            mut data in proptest::collection::vec(0u8.., 48..=48),
+            at in 0usize..16,
+            new4: [u8; 4],
+        ) {
+            let at = at * 2;
+            let read_le = |c: u16| u16::from_le_bytes(c.to_be_bytes());
+            let c = checksum(&data);
+            let old4: [u8; 4] = crate::wire::fixed(&data, at);
+            data[at..at + 4].copy_from_slice(&new4);
+            let c4 = apply(read_le(c), delta32_le(old4, new4));
+            proptest::prop_assert_eq!(c4.to_le_bytes(), checksum(&data).to_be_bytes());
+        }
+    }
+
     #[test]
     fn odd_length_pads_with_zero() {
         assert_eq!(checksum(&[0x01]), !0x0100);
