@@ -10,11 +10,41 @@ use std::sync::Arc;
 use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
 use dataplane::io::{poll_once, PacketIo, BURST};
-use dataplane::{Punt, Snapshot, Worker, WorkerConfig};
+use dataplane::{PacketBuf, Punt, Snapshot, Worker, WorkerConfig};
 use dpdk_bindings::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
 
 use crate::capture::{Dir, Tap, WorkerTap};
 use crate::core::links::WorkerStats;
+
+/// An mbuf as the dataplane sees it.
+pub struct Pkt(pub Mbuf);
+
+impl PacketBuf for Pkt {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        self.0.data()
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        self.0.data_mut()
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        self.0.prepend(n)
+    }
+
+    #[inline]
+    fn set_len(&mut self, n: usize) -> bool {
+        self.0.set_len(n)
+    }
+}
 
 pub enum Command {
     Install(Arc<Snapshot>),
@@ -72,6 +102,7 @@ pub struct DpdkIo {
     rx: Vec<RxQueue>,
     tx: Vec<TxQueue>,
     pending: Vec<Burst>,
+    rx_burst: Burst,
     pool: Arc<Mempool>,
     rings: Rings,
     current_port: u16,
@@ -96,6 +127,7 @@ impl DpdkIo {
             rx,
             tx,
             pending,
+            rx_burst: Burst::new(),
             pool,
             rings,
             current_port: 0,
@@ -110,17 +142,13 @@ impl DpdkIo {
     /// once more, so one bad frame does not cost the frames behind it; what the device still
     /// does not take is dropped rather than stall the loop.
     fn flush_port(&mut self, port: usize) {
-        let before = self.pending[port].len();
-        self.tx[port].tx_burst(&mut self.pending[port]);
-        if !self.pending[port].is_empty() {
-            self.after_refusal(port, before);
-        }
-    }
-
-    /// The device stopped taking a burst of `offered` frames; what it left is in `pending`.
-    fn after_refusal(&mut self, port: usize, offered: usize) {
         let b = &mut self.pending[port];
-        if b.len() < offered || offered > 1 {
+        let before = b.len();
+        self.tx[port].tx_burst(b);
+        if b.is_empty() {
+            return;
+        }
+        if b.len() < before || before > 1 {
             // It took some and stopped: drop the one it stopped at, offer the others again.
             b.drop_first();
             self.tx_dropped += 1;
@@ -132,51 +160,51 @@ impl DpdkIo {
 }
 
 impl PacketIo for DpdkIo {
-    type Buf = Mbuf;
+    type Buf = Pkt;
 
     fn port_count(&self) -> u16 {
         self.rx.len() as u16
     }
 
     #[inline]
-    fn rx_burst(&mut self, port: u16, out: &mut ArrayVec<Mbuf, BURST>) {
+    fn rx_burst(&mut self, port: u16, out: &mut ArrayVec<Pkt, BURST>) {
         self.current_port = port;
         if port == 0 {
             // poll_once starts every pass at port 0.
             self.tap.refresh();
         }
-        let start = out.len();
-        self.rx[port as usize].rx_burst_into(out);
-        let got = &out[start..];
+        let want = out.capacity() - out.len();
+        self.rx[port as usize].rx_burst_max(&mut self.rx_burst, want);
         if self.tap.rx(port) {
-            for m in got {
+            for m in self.rx_burst.as_slice() {
                 self.tap.offer(m.data(), port, Dir::Rx);
             }
         }
         // As l3fwd does: start pulling every packet's headers into cache before the pipeline
-        // reads the first one.
-        for m in got {
+        // reads the first one. The burst was asked for no more than `out` has room for.
+        for m in self.rx_burst.drain() {
             dpdk_bindings::prefetch(m.data_ptr());
+            let _ = out.try_push(Pkt(m));
         }
     }
 
     #[inline]
-    fn tx(&mut self, port: u16, pkt: Mbuf) {
+    fn tx(&mut self, port: u16, pkt: Pkt) {
         let p = port as usize;
         if p >= self.pending.len() {
             return;
         }
         if self.tap.tx(port) {
-            self.tap.offer(pkt.data(), port, Dir::Tx);
+            self.tap.offer(pkt.0.data(), port, Dir::Tx);
         }
-        if let Err(m) = self.pending[p].push(pkt) {
+        if let Err(m) = self.pending[p].push(pkt.0) {
             self.flush_port(p);
             let _ = self.pending[p].push(m);
         }
     }
 
     #[inline]
-    fn tx_all(&mut self, port: u16, pkts: &mut ArrayVec<Mbuf, BURST>) {
+    fn tx_all(&mut self, port: u16, pkts: &mut ArrayVec<Pkt, BURST>) {
         let p = port as usize;
         if p >= self.pending.len() {
             pkts.clear();
@@ -184,23 +212,10 @@ impl PacketIo for DpdkIo {
         }
         if self.tap.tx(port) {
             for pkt in pkts.iter() {
-                self.tap.offer(pkt.data(), port, Dir::Tx);
+                self.tap.offer(pkt.0.data(), port, Dir::Tx);
             }
         }
-        if self.pending[p].is_empty() {
-            // Nothing queued before it: the burst goes to the device from the vector it was
-            // received and rewritten in, as testpmd sends, with no copy into `pending`.
-            let offered = pkts.len();
-            self.tx[p].tx_burst_from(pkts);
-            if pkts.is_empty() {
-                return;
-            }
-            // The device stopped partway: the rest takes the same rule as a queued burst.
-            self.pending[p].fill_from(&mut pkts.drain(..));
-            self.after_refusal(p, offered);
-            return;
-        }
-        let mut rest = pkts.drain(..);
+        let mut rest = pkts.drain(..).map(|pkt| pkt.0);
         loop {
             self.pending[p].fill_from(&mut rest);
             if rest.len() == 0 {
@@ -210,15 +225,15 @@ impl PacketIo for DpdkIo {
         }
     }
 
-    fn to_control(&mut self, pkt: Mbuf, kind: Punt) {
+    fn to_control(&mut self, pkt: Pkt, kind: Punt) {
         let ring = if kind.is_priority() { &self.rings.punted_priority } else { &self.rings.punted_other };
-        if ring.push((self.current_port, pkt)).is_err() {
+        if ring.push((self.current_port, pkt.0)).is_err() {
             self.punt_dropped[kind as usize] += 1;
         }
     }
 
-    fn alloc(&mut self) -> Option<Mbuf> {
-        self.pool.alloc()
+    fn alloc(&mut self) -> Option<Pkt> {
+        self.pool.alloc().map(Pkt)
     }
 
     #[inline]
@@ -248,7 +263,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let WorkerSetup { index, config, snapshot, mut io, rings, stop, idle_sleep_us } = setup;
     let fault = fault::Injected::from_env(index);
     let mut worker = Worker::new(config, snapshot);
-    let mut rx: ArrayVec<Mbuf, BURST> = ArrayVec::new();
+    let mut rx: ArrayVec<Pkt, BURST> = ArrayVec::new();
     // A reply that did not fit in the ring waits here: the worker never frees a snapshot.
     let mut unsent: Option<Reply> = None;
     let hz = dpdk_bindings::tsc_hz().max(1);
@@ -284,7 +299,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
         }
         while let Some((port, m)) = pop_ready(&rings.outbound) {
-            io.tx(port, m);
+            io.tx(port, Pkt(m));
         }
         let tsc = dpdk_bindings::tsc();
         let now = ((tsc - start) / ticks_per_ms) as u32;
