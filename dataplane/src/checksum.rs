@@ -23,6 +23,14 @@ pub fn finish(acc: u32) -> u16 {
     !(acc as u16)
 }
 
+/// A one's-complement sum kept in 64 bits (wider words, RFC 1071 2(C)) folded to the 32 bits
+/// `finish` takes. The first fold leaves at most 0x1_ffff_fffe; the second then fits 32 bits.
+#[inline(always)]
+pub fn fold32(sum: u64) -> u32 {
+    let s = (sum & 0xffff_ffff) + (sum >> 32);
+    ((s & 0xffff_ffff) + (s >> 32)) as u32
+}
+
 /// The checksum of `data`, ready to store.
 pub fn checksum(data: &[u8]) -> u16 {
     finish(sum(data, 0))

@@ -10,7 +10,7 @@ use crate::checksum;
 use crate::parse::Parsed;
 use crate::snapshot::{Forward, ForwardMode};
 use crate::wire::ipv4::Ipv4Repr;
-use crate::wire::{be16, ethernet, icmp, ipv4, l4};
+use crate::wire::{be16, ethernet, fixed, icmp, ipv4, l4};
 
 /// Bytes IP-in-IP adds.
 pub const IPIP_OVERHEAD: usize = ipv4::MIN_HEADER_LEN;
@@ -97,13 +97,12 @@ pub fn rewrite_dscp_at(frame: &mut [u8], p: DscpAt, code: u8, real_ip: [u8; 4], 
     let Some(h) = frame.get_mut(ip..ip + ipv4::MIN_HEADER_LEN) else { return };
     // Both checksums are updated in the byte order the CPU loads them in (`delta32_le`): the
     // destination's change is shared by the IP checksum and the L4 pseudo-header.
-    let le16 = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
     let dst_delta = checksum::delta32_le(p.dst, real_ip);
     let tos = (code << 2) | (p.tos & 0x03);
     // The TOS is the second byte of word 0: its high byte, read little-endian.
     let tos_delta = checksum::delta16((p.tos as u16) << 8, (tos as u16) << 8);
     h[ipv4::field::TOS] = tos;
-    let csum = checksum::apply(le16(h, ipv4::field::CHECKSUM), tos_delta + dst_delta);
+    let csum = checksum::apply(u16::from_le_bytes(fixed(h, ipv4::field::CHECKSUM)), tos_delta + dst_delta);
     h[ipv4::field::CHECKSUM..ipv4::field::CHECKSUM + 2].copy_from_slice(&csum.to_le_bytes());
     h[ipv4::field::DST..ipv4::field::DST + 4].copy_from_slice(&real_ip);
     // The L4 checksum covers the destination through the pseudo-header (later fragments carry
@@ -116,7 +115,7 @@ pub fn rewrite_dscp_at(frame: &mut [u8], p: DscpAt, code: u8, real_ip: [u8; 4], 
         };
         if let Some(at) = at {
             let Some(c) = frame.get_mut(at..at + 2) else { return };
-            let old = le16(c, 0);
+            let old = u16::from_le_bytes(fixed(c, 0));
             // UDP checksum 0 means "none": it stays 0 (0 and all ones read the same either way).
             if !(p.proto == ipv4::PROTO_UDP && old == 0) {
                 let mut new = checksum::apply(old, dst_delta);

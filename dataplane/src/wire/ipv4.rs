@@ -218,21 +218,12 @@ impl Ipv4Repr {
             + le(ttl, proto)
             + u32::from_le_bytes(src) as u64
             + u32::from_le_bytes(dst) as u64;
-        let [c0, c1] = crate::checksum::finish(fold32(sum)).to_le_bytes();
+        let [c0, c1] = crate::checksum::finish(crate::checksum::fold32(sum)).to_le_bytes();
         out[..MIN_HEADER_LEN].copy_from_slice(&[
             0x45, tos, l0, l1, i0, i1, f0, f1, ttl, proto, c0, c1, src[0], src[1], src[2], src[3], dst[0],
             dst[1], dst[2], dst[3],
         ]);
     }
-}
-
-/// A one's-complement sum of at most 2^32 words folded to 32 bits, `checksum::finish`'s input.
-#[inline(always)]
-fn fold32(sum: u64) -> u32 {
-    let s = (sum & 0xffff_ffff) + (sum >> 32);
-    // At most 0xffff_ffff + 0xffff_ffff before; at most 0x1_0000_0000 after one fold, so the
-    // second leaves 32 bits.
-    ((s & 0xffff_ffff) + (s >> 32)) as u32
 }
 
 #[cfg(test)]
