@@ -598,11 +598,11 @@ fn stopped_in_a_flood(tb: &Testbed) {
         );
         let log_len = std::fs::metadata(tb.log_path()).map(|m| m.len()).unwrap_or(0);
         // Stop once the flood reaches the LB: its replies are counted as the control core's.
-        let before = tb.stats()["to_control"].as_u64().unwrap_or(0);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while tb.stats()["to_control"].as_u64().unwrap_or(0) < before + 1000 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let to_control = || tb.stats()["to_control"].as_u64().unwrap_or(0);
+        let before = to_control();
+        tb.wait_for("the flood reaching the control core", Duration::from_secs(4), || {
+            to_control() >= before + 300
+        });
         let st = tb.stop("-INT", Duration::from_secs(10)).expect("it ended");
         let _ = flood_result(f);
         let log = std::fs::read_to_string(tb.log_path()).unwrap_or_default();
