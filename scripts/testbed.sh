@@ -73,6 +73,10 @@ instance_file() { # N SOURCE
   sed -E "s/\blb1\b/lb$1/g; s/\b10\.0\.0\.2\b/10.0.0.$(($1 + 1))/g; s/dsrlb-lb1/dsrlb-lb$1/g" "$2"
 }
 
+bird_log() { # NAME: BIRD's log file and what it records (states and events of every protocol)
+  printf 'log "%s" all;\ndebug protocols { states, events };\n\n' "$STATE/bird-$1.log"
+}
+
 up_fleet() {
   local n=$1
   mkns fab; mkns rt; mkns c1
@@ -113,10 +117,12 @@ table netdev dsrlb-data {
 }
 NFT
     instance_file "$i" "$HERE/../docs/fleet/instance.ron" >"$STATE/lb$i.ron"
-    instance_file "$i" "$HERE/../docs/fleet/bird-instance.conf" >"$STATE/bird-lb$i.conf"
+    # The testbed's BIRDs log their sessions' state changes to a file beside their sockets.
+    { bird_log "lb$i"; instance_file "$i" "$HERE/../docs/fleet/bird-instance.conf"; } >"$STATE/bird-lb$i.conf"
     ns "lb$i" bird -c "$STATE/bird-lb$i.conf" -s "$STATE/bird-lb$i.ctl" -P "$STATE/bird-lb$i.pid"
   done
-  ns rt bird -c "$HERE/../docs/fleet/bird-router.conf" -s "$STATE/bird-rt.ctl" -P "$STATE/bird-rt.pid"
+  { bird_log rt; cat "$HERE/../docs/fleet/bird-router.conf"; } >"$STATE/bird-rt.conf"
+  ns rt bird -c "$STATE/bird-rt.conf" -s "$STATE/bird-rt.ctl" -P "$STATE/bird-rt.pid"
   for k in iptables ip6tables arptables; do ns fab sysctl -qw "net.bridge.bridge-nf-call-$k=0" 2>/dev/null || true; done
   echo "testbed $TB up (fleet, $n instances): namespaces $(tr '\n' ' ' <"$STATE/namespaces")"
   echo "start instance N: ip netns exec $TB-lbN dsrlb run -c $STATE/lbN.ron"
