@@ -67,6 +67,9 @@ impl Fleet {
             fl.start(i);
         }
         fl.wait_routes("every instance announced", Duration::from_secs(60), |r| r.all_via(&all()));
+        for i in all() {
+            fl.wait_bfd_up(i);
+        }
         fl
     }
 
@@ -203,6 +206,34 @@ impl Fleet {
     fn restore(&self, i: usize) {
         self.start(i);
         self.wait_routes("the instance announced again", Duration::from_secs(30), |r| r.all_via(&all()));
+        self.wait_bfd_up(i);
+    }
+
+    /// Wait until the router's BFD session to instance `i` is Up: an instance is back in the
+    /// fleet only when the router would notice it fail again within BFD's 300 ms, not BGP's
+    /// hold time. What both BIRDs say goes into the failure.
+    fn wait_bfd_up(&self, i: usize) {
+        let limit = Duration::from_secs(15);
+        let t = Instant::now();
+        while session_state(&bfd_session(i)).0 != "Up" {
+            if t.elapsed() > limit {
+                let ctl = format!("{STATE}/bird-lb{i}.ctl");
+                let birdc = |ns: &str, ctl: &str, what: &[&str]| {
+                    let mut v = vec!["birdc", "-s", ctl, "show"];
+                    v.extend_from_slice(what);
+                    String::from_utf8_lossy(&in_ns(ns, &v).stdout).into_owned()
+                };
+                panic!(
+                    "the router's BFD session to lb{i} is not Up within {limit:?}: router {}\nlb{i}: {}\n{}\nlb{i} log: {}\n{}",
+                    birdc("rt", &format!("{STATE}/bird-rt.ctl"), &["bfd", "sessions"]),
+                    birdc(&format!("lb{i}"), &ctl, &["bfd", "sessions"]),
+                    birdc(&format!("lb{i}"), &ctl, &["protocols", "all", "uplink"]),
+                    std::fs::read_to_string(log_path(i)).unwrap_or_default(),
+                    bird_logs(i)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -485,6 +516,7 @@ fn rejoin(fl: &Fleet) {
     let midflow = fl.stat(victim, "midflow_without_state");
     let forwarded = fl.stat(victim, "forwarded");
     let moved = udp_before.iter().filter(|(k, v)| udp_after.get(*k) != Some(v)).count();
+    fl.wait_bfd_up(victim);
     println!(
         "  lb{victim} started during the downloads: in the router's routes {:.1} s later; {midflow} packets of flows that moved back reached it without state ({forwarded} forwarded); downloads complete: {}; UDP flows on another server: {moved}/{}",
         joined.as_secs_f64(),
@@ -544,6 +576,19 @@ fn path_cut(fl: &Fleet) {
     assert_eq!(broken(&r), 0, "no connection broken");
 }
 
+/// The last lines of the router's and instance `i`'s BIRD logs (the testbed has them log their
+/// protocols' states and events).
+fn bird_logs(i: usize) -> String {
+    let tail = |name: &str| {
+        let text = std::fs::read_to_string(format!("{STATE}/bird-{name}.log")).unwrap_or_default();
+        // Without the periodic scans of interfaces and tables, logged every second.
+        let lines: Vec<&str> =
+            text.lines().filter(|l| !l.contains("Scanning") && !l.contains("Pruning")).collect();
+        format!("BIRD {name}, last lines:\n{}", lines[lines.len().saturating_sub(60)..].join("\n"))
+    };
+    format!("{}\n{}", tail("rt"), tail(&format!("lb{i}")))
+}
+
 /// The router's BFD session with instance `i`: its state and since when.
 fn bfd_session(i: usize) -> String {
     let o = in_ns_ok("rt", &["birdc", "-s", &format!("{STATE}/bird-rt.ctl"), "show", "bfd", "sessions"]);
@@ -561,6 +606,9 @@ fn flood_spares_sessions(fl: &Fleet) {
         let s = fl.ctl(i, &["stats"]).expect("stats");
         (s["drops"]["punt_policed"].as_u64().unwrap_or(0), s["to_kernel_refused"].as_u64().unwrap_or(0))
     };
+    for i in all() {
+        fl.wait_bfd_up(i);
+    }
     let before = refused(victim);
     let sessions = all().iter().map(|&i| bfd_session(i)).collect::<Vec<_>>();
     let mac = format!("02:00:00:00:0{victim}:02");
@@ -603,7 +651,8 @@ fn flood_spares_sessions(fl: &Fleet) {
         let (a_state, a_since) = session_state(a);
         assert!(
             b_state == "Up" && a_state == "Up" && a_since.abs_diff(b_since) <= 50,
-            "no BFD session went down: before {b:?}, after {a:?}"
+            "no BFD session went down: before {b:?}, after {a:?}\n{}",
+            bird_logs(victim)
         );
     }
     assert!(policed > 0 && kept > 0, "the flood reached the policer, and what passed it the filter");
