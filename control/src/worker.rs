@@ -10,41 +10,11 @@ use std::sync::Arc;
 use arrayvec::ArrayVec;
 use crossbeam_queue::ArrayQueue;
 use dataplane::io::{poll_once, PacketIo, BURST};
-use dataplane::{PacketBuf, Punt, Snapshot, Worker, WorkerConfig};
+use dataplane::{Punt, Snapshot, Worker, WorkerConfig};
 use dpdk_bindings::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
 
 use crate::capture::{Dir, Tap, WorkerTap};
 use crate::core::links::WorkerStats;
-
-/// An mbuf as the dataplane sees it.
-pub struct Pkt(pub Mbuf);
-
-impl PacketBuf for Pkt {
-    #[inline]
-    fn data(&self) -> &[u8] {
-        self.0.data()
-    }
-
-    #[inline]
-    fn data_mut(&mut self) -> &mut [u8] {
-        self.0.data_mut()
-    }
-
-    #[inline]
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    #[inline]
-    fn prepend(&mut self, n: usize) -> bool {
-        self.0.prepend(n)
-    }
-
-    #[inline]
-    fn set_len(&mut self, n: usize) -> bool {
-        self.0.set_len(n)
-    }
-}
 
 pub enum Command {
     Install(Arc<Snapshot>),
@@ -102,7 +72,6 @@ pub struct DpdkIo {
     rx: Vec<RxQueue>,
     tx: Vec<TxQueue>,
     pending: Vec<Burst>,
-    rx_burst: Burst,
     pool: Arc<Mempool>,
     rings: Rings,
     current_port: u16,
@@ -127,7 +96,6 @@ impl DpdkIo {
             rx,
             tx,
             pending,
-            rx_burst: Burst::new(),
             pool,
             rings,
             current_port: 0,
@@ -142,13 +110,17 @@ impl DpdkIo {
     /// once more, so one bad frame does not cost the frames behind it; what the device still
     /// does not take is dropped rather than stall the loop.
     fn flush_port(&mut self, port: usize) {
-        let b = &mut self.pending[port];
-        let before = b.len();
-        self.tx[port].tx_burst(b);
-        if b.is_empty() {
-            return;
+        let before = self.pending[port].len();
+        self.tx[port].tx_burst(&mut self.pending[port]);
+        if !self.pending[port].is_empty() {
+            self.after_refusal(port, before);
         }
-        if b.len() < before || before > 1 {
+    }
+
+    /// The device stopped taking a burst of `offered` frames; what it left is in `pending`.
+    fn after_refusal(&mut self, port: usize, offered: usize) {
+        let b = &mut self.pending[port];
+        if b.len() < offered || offered > 1 {
             // It took some and stopped: drop the one it stopped at, offer the others again.
             b.drop_first();
             self.tx_dropped += 1;
@@ -160,51 +132,51 @@ impl DpdkIo {
 }
 
 impl PacketIo for DpdkIo {
-    type Buf = Pkt;
+    type Buf = Mbuf;
 
     fn port_count(&self) -> u16 {
         self.rx.len() as u16
     }
 
     #[inline]
-    fn rx_burst(&mut self, port: u16, out: &mut ArrayVec<Pkt, BURST>) {
+    fn rx_burst(&mut self, port: u16, out: &mut ArrayVec<Mbuf, BURST>) {
         self.current_port = port;
         if port == 0 {
             // poll_once starts every pass at port 0.
             self.tap.refresh();
         }
-        let want = out.capacity() - out.len();
-        self.rx[port as usize].rx_burst_max(&mut self.rx_burst, want);
+        let start = out.len();
+        self.rx[port as usize].rx_burst_into(out);
+        let got = &out[start..];
         if self.tap.rx(port) {
-            for m in self.rx_burst.as_slice() {
+            for m in got {
                 self.tap.offer(m.data(), port, Dir::Rx);
             }
         }
         // As l3fwd does: start pulling every packet's headers into cache before the pipeline
-        // reads the first one. The burst was asked for no more than `out` has room for.
-        for m in self.rx_burst.drain() {
+        // reads the first one.
+        for m in got {
             dpdk_bindings::prefetch(m.data_ptr());
-            let _ = out.try_push(Pkt(m));
         }
     }
 
     #[inline]
-    fn tx(&mut self, port: u16, pkt: Pkt) {
+    fn tx(&mut self, port: u16, pkt: Mbuf) {
         let p = port as usize;
         if p >= self.pending.len() {
             return;
         }
         if self.tap.tx(port) {
-            self.tap.offer(pkt.0.data(), port, Dir::Tx);
+            self.tap.offer(pkt.data(), port, Dir::Tx);
         }
-        if let Err(m) = self.pending[p].push(pkt.0) {
+        if let Err(m) = self.pending[p].push(pkt) {
             self.flush_port(p);
             let _ = self.pending[p].push(m);
         }
     }
 
     #[inline]
-    fn tx_all(&mut self, port: u16, pkts: &mut ArrayVec<Pkt, BURST>) {
+    fn tx_all(&mut self, port: u16, pkts: &mut ArrayVec<Mbuf, BURST>) {
         let p = port as usize;
         if p >= self.pending.len() {
             pkts.clear();
@@ -212,10 +184,23 @@ impl PacketIo for DpdkIo {
         }
         if self.tap.tx(port) {
             for pkt in pkts.iter() {
-                self.tap.offer(pkt.0.data(), port, Dir::Tx);
+                self.tap.offer(pkt.data(), port, Dir::Tx);
             }
         }
-        let mut rest = pkts.drain(..).map(|pkt| pkt.0);
+        if self.pending[p].is_empty() {
+            // Nothing queued before it: the burst goes to the device from the vector it was
+            // received and rewritten in, as testpmd sends, with no copy into `pending`.
+            let offered = pkts.len();
+            self.tx[p].tx_burst_from(pkts);
+            if pkts.is_empty() {
+                return;
+            }
+            // The device stopped partway: the rest takes the same rule as a queued burst.
+            self.pending[p].fill_from(&mut pkts.drain(..));
+            self.after_refusal(p, offered);
+            return;
+        }
+        let mut rest = pkts.drain(..);
         loop {
             self.pending[p].fill_from(&mut rest);
             if rest.len() == 0 {
@@ -225,15 +210,15 @@ impl PacketIo for DpdkIo {
         }
     }
 
-    fn to_control(&mut self, pkt: Pkt, kind: Punt) {
+    fn to_control(&mut self, pkt: Mbuf, kind: Punt) {
         let ring = if kind.is_priority() { &self.rings.punted_priority } else { &self.rings.punted_other };
-        if ring.push((self.current_port, pkt.0)).is_err() {
+        if ring.push((self.current_port, pkt)).is_err() {
             self.punt_dropped[kind as usize] += 1;
         }
     }
 
-    fn alloc(&mut self) -> Option<Pkt> {
-        self.pool.alloc().map(Pkt)
+    fn alloc(&mut self) -> Option<Mbuf> {
+        self.pool.alloc()
     }
 
     #[inline]
@@ -263,7 +248,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let WorkerSetup { index, config, snapshot, mut io, rings, stop, idle_sleep_us } = setup;
     let fault = fault::Injected::from_env(index);
     let mut worker = Worker::new(config, snapshot);
-    let mut rx: ArrayVec<Pkt, BURST> = ArrayVec::new();
+    let mut rx: ArrayVec<Mbuf, BURST> = ArrayVec::new();
     // A reply that did not fit in the ring waits here: the worker never frees a snapshot.
     let mut unsent: Option<Reply> = None;
     let hz = dpdk_bindings::tsc_hz().max(1);
@@ -299,7 +284,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
         }
         while let Some((port, m)) = pop_ready(&rings.outbound) {
-            io.tx(port, Pkt(m));
+            io.tx(port, m);
         }
         let tsc = dpdk_bindings::tsc();
         let now = ((tsc - start) / ticks_per_ms) as u32;

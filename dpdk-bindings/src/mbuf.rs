@@ -237,6 +237,34 @@ impl Drop for Mbuf {
     }
 }
 
+/// The dataplane works on mbufs as they are: each call is the inherent method of the same name.
+impl packet_buf::PacketBuf for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        Mbuf::len(self)
+    }
+
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        Mbuf::prepend(self, n)
+    }
+
+    #[inline]
+    fn set_len(&mut self, n: usize) -> bool {
+        Mbuf::set_len(self, n)
+    }
+}
+
 /// Up to `MAX_BURST` owned mbufs in a fixed array: the unit of RX and TX, never allocated per
 /// packet. Whatever is left in a burst when it is dropped is freed.
 pub struct Burst {

@@ -4,9 +4,11 @@ use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arrayvec::ArrayVec;
+
 use crate::error::{DpdkError, Result};
 use crate::ffi;
-use crate::mbuf::Burst;
+use crate::mbuf::{Burst, Mbuf};
 use crate::mempool::Mempool;
 
 /// How to bring a port up.
@@ -379,6 +381,29 @@ impl RxQueue {
         burst.grow(n);
         n
     }
+
+    /// Receive up to `out`'s spare capacity, appended to it; returns how many arrived. DPDK
+    /// writes the packets straight into `out`, so a worker that works on an `ArrayVec` of mbufs
+    /// moves no pointer twice.
+    #[inline]
+    pub fn rx_burst_into<const N: usize>(&mut self, out: &mut ArrayVec<Mbuf, N>) -> usize {
+        let (len, room) = (out.len(), out.remaining_capacity().min(u16::MAX as usize));
+        if room == 0 {
+            return 0;
+        }
+        // SAFETY: `Mbuf` is `repr(transparent)` over `NonNull<rte_mbuf>`, which has the layout
+        // of the `*mut rte_mbuf` DPDK writes; `out` has room for `room` values past its `len`
+        // (as_mut_ptr points at its whole buffer, initialised or not). This queue has a single
+        // owner (&mut self), and DPDK writes exactly `n <= room` valid, non-null mbufs that no
+        // one else owns, so the `n` values past `len` are initialised `Mbuf`s when `set_len`
+        // hands them to `out`.
+        unsafe {
+            let spare = out.as_mut_ptr().add(len).cast::<*mut ffi::rte_mbuf>();
+            let n = ffi::dsrlb_rx_burst(self.port.id(), self.queue, spare, room as u16) as usize;
+            out.set_len(len + n);
+            n
+        }
+    }
 }
 
 /// One TX queue, owned by a single lcore.
@@ -410,5 +435,30 @@ impl TxQueue {
             unsafe { ffi::dsrlb_tx_burst(self.port.id(), self.queue, burst.raw_ptrs(), len as u16) } as usize;
         burst.consume_front(n);
         n
+    }
+
+    /// Send packets from the front of `pkts`, as `tx_burst` does from a `Burst`: DPDK reads the
+    /// vector's own array, and the ones it did not take move to the front, still owned by the
+    /// caller. Returns how many DPDK took.
+    #[inline]
+    pub fn tx_burst_from<const N: usize>(&mut self, pkts: &mut ArrayVec<Mbuf, N>) -> usize {
+        let len = pkts.len();
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: `Mbuf` is `repr(transparent)` over `NonNull<rte_mbuf>`, so the vector's first
+        // `len` values are an array of valid owned `*mut rte_mbuf`, of which DPDK reads the
+        // first `offer` (a count that fits its u16). This queue has a single owner (&mut self).
+        // DPDK takes ownership of exactly the first `n <= offer` it reports: those slots are
+        // then overwritten, never dropped, by a bitwise move of the `len - n` it left, and
+        // `set_len` makes the vector own exactly those.
+        unsafe {
+            let ptrs = pkts.as_mut_ptr().cast::<*mut ffi::rte_mbuf>();
+            let offer = len.min(u16::MAX as usize);
+            let n = (ffi::dsrlb_tx_burst(self.port.id(), self.queue, ptrs, offer as u16) as usize).min(offer);
+            std::ptr::copy(ptrs.add(n), ptrs, len - n);
+            pkts.set_len(len - n);
+            n
+        }
     }
 }

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dpdk_bindings::{Burst, Eal, Mempool, Port, PortConfig, MAX_BURST};
+use arrayvec::ArrayVec;
+use dpdk_bindings::{Burst, Eal, Mbuf, Mempool, Port, PortConfig, MAX_BURST};
 
 const NS_ENV: &str = "DSRLB_VDEV_TEST_NETNS";
 
@@ -50,6 +51,7 @@ fn main() {
         ("pool_running_dry_is_an_error", pool_running_dry_is_an_error),
         ("burst_fill_from_keeps_order_and_the_rest", burst_fill_from_keeps_order_and_the_rest),
         ("ring_roundtrip_bytes_and_stats", ring_roundtrip_bytes_and_stats),
+        ("rx_burst_into_appends_up_to_its_room", rx_burst_into_appends_up_to_its_room),
         ("pcap_receives_and_writes_frames", pcap_receives_and_writes_frames),
         ("null_multiqueue_queues_owned_once", null_multiqueue_queues_owned_once),
     ];
@@ -252,6 +254,43 @@ fn ring_roundtrip_bytes_and_stats(eal: &Arc<Eal>, pool: &Arc<Mempool>) {
     assert_eq!(st.tx_packets, 40);
     assert_eq!(st.rx_packets, 40);
     println!("  net_ring0: sent and received {} frames, {} bytes", st.rx_packets, st.rx_bytes);
+}
+
+/// `rx_burst_into` writes straight into an `ArrayVec` of mbufs: after what it holds, no more
+/// than its room, in order; `tx_burst_from` sends from one; every mbuf goes back to the pool.
+fn rx_burst_into_appends_up_to_its_room(eal: &Arc<Eal>, _: &Arc<Mempool>) {
+    let pool = Arc::new(Mempool::new("into_pool", 255, 0, Mempool::default_data_room(), None).expect("pool"));
+    eal.create_vdev("net_ring1", "").expect("net_ring1");
+    let port = Port::start(Port::find("net_ring1").expect("find"), &PortConfig::default(), pool.clone())
+        .expect("start");
+    let (mut tx, mut rx) = (port.tx_queue(0).unwrap(), port.rx_queue(0).unwrap());
+    let frames: Vec<Vec<u8>> = (0..12).map(|i| frame(i, 60 + i as usize)).collect();
+    send(&pool, &mut tx, &frames);
+    let mut out: ArrayVec<Mbuf, 8> = ArrayVec::new();
+    let first = pool.alloc().expect("mbuf");
+    out.push(first);
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while got < 7 && Instant::now() < deadline {
+        got += rx.rx_burst_into(&mut out);
+    }
+    assert_eq!(got, 7, "only the room it had");
+    assert!(out.is_full());
+    assert_eq!(rx.rx_burst_into(&mut out), 0, "none when full");
+    let bytes: Vec<Vec<u8>> = out[1..].iter().map(|m| m.data().to_vec()).collect();
+    assert_eq!(bytes, frames[..7], "appended after what it held, in order");
+    out.clear();
+    while got < 12 && Instant::now() < deadline {
+        got += rx.rx_burst_into(&mut out);
+    }
+    assert_eq!(out.iter().map(|m| m.data().to_vec()).collect::<Vec<_>>(), frames[7..]);
+    // And back out from the same vector: the device takes them all, the vector is left empty.
+    assert_eq!(tx.tx_burst_from(&mut out), 5);
+    assert!(out.is_empty());
+    assert_eq!(receive(&mut rx, 5, Duration::from_secs(2)), frames[7..], "sent in order, byte for byte");
+    drop(out);
+    drop((tx, rx, port));
+    assert_eq!(pool.available(), 255, "every mbuf is back");
 }
 
 fn write_pcap(path: &PathBuf, frames: &[Vec<u8>]) {
