@@ -563,7 +563,7 @@ fn path_cut(fl: &Fleet) {
     let r = t.finish();
     let _ = in_ns("fab", &["nft", "delete", "table", "bridge", "dsrlb-cut"]);
     println!(
-        "  lb{victim} cut off from the servers: withdrew every VIP after {:.1} s (its checks: fall 2 × 0.5 s); it announces {}; 30 new requests: {served} served; downloads complete: {}",
+        "  lb{victim} cut off from the servers: withdrew every VIP after {:.1} s (its checks: fall 3 × 0.5 s); it announces {}; 30 new requests: {served} served; downloads complete: {}",
         withdrawn.as_secs_f64(),
         status["announced"],
         summary(&r)
