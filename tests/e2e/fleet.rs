@@ -246,6 +246,11 @@ impl Drop for Fleet {
                 self.signal(i, "-KILL");
             }
         }
+        // The BIRD logs go with the testbed's state: keep them beside the instances' logs.
+        for name in std::iter::once("rt".to_string()).chain((1..=INSTANCES).map(|i| format!("lb{i}"))) {
+            let kept = std::env::temp_dir().join(format!("dsrlb-e2e-fleet-bird-{name}.log"));
+            let _ = std::fs::copy(format!("{STATE}/bird-{name}.log"), kept);
+        }
         let _ = sh(&[repo().join("scripts/testbed.sh").to_str().unwrap(), "down"]);
     }
 }
