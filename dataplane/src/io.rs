@@ -64,8 +64,8 @@ pub fn poll_once<I: PacketIo>(
         io.rx_burst(port, rx);
         let got = rx.len();
         n += got;
-        worker.process_burst(&mut rx[..], port, now, &mut verdicts[..got], &mut IoSink(io));
-        if let Some(out) = one_tx_port(&verdicts[..got]) {
+        if let Some(out) = worker.process_burst(&mut rx[..], port, now, &mut verdicts[..got], &mut IoSink(io))
+        {
             io.tx_all(out, rx);
             continue;
         }
@@ -80,13 +80,6 @@ pub fn poll_once<I: PacketIo>(
     io.flush();
     worker.housekeeping(now);
     n
-}
-
-/// The port every packet of a burst is to be sent on, when it is one (and every verdict `Tx`).
-#[inline]
-fn one_tx_port(verdicts: &[Verdict]) -> Option<u16> {
-    let Some(&Verdict::Tx(port)) = verdicts.first() else { return None };
-    verdicts.iter().all(|v| *v == Verdict::Tx(port)).then_some(port)
 }
 
 /// In-memory queues: what tests feed in and read out, and `dsrlb replay` over a capture.

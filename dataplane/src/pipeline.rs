@@ -336,6 +336,10 @@ impl Worker {
     /// `established6`) forwards it straight from its header when it belongs to a flow this
     /// worker holds, and otherwise it is described then and takes the general path. Every other
     /// packet is described in the first pass.
+    ///
+    /// Returns the port the whole burst is to be sent on, when the established-flow path
+    /// forwarded every packet and all to one port (every verdict then `Tx` of it): the caller
+    /// can send the burst as it is, without a look over the verdicts. `None` says nothing.
     pub fn process_burst<B: PacketBuf, S: PacketSink<B>>(
         &mut self,
         pkts: &mut [B],
@@ -343,7 +347,7 @@ impl Worker {
         now: Millis,
         verdicts: &mut [Verdict],
         sink: &mut S,
-    ) {
+    ) -> Option<u16> {
         let Worker { snap, st, descs, .. } = self;
         #[cfg(not(test))]
         let fast_path = true;
@@ -400,12 +404,14 @@ impl Worker {
                 *v = run(&mut cx, st, pkt, d);
             }
         }
+        let one_port = tally.one_port(pkts.len());
         tally.flush(&mut st.counters);
         #[cfg(test)]
         {
             self.established[0] += established[0];
             self.established[1] += established[1];
         }
+        one_port
     }
 
     /// Send every packet down the general path (for the tests that hold the established-flow

@@ -57,14 +57,24 @@ fn service_key(h: &CommonHeader) -> u64 {
 }
 
 /// What the established-flow path forwarded in one burst, added to the worker's counters once
-/// per burst (and per change of service and backend) instead of once per packet.
-#[derive(Default)]
+/// per burst (and per change of service and backend) instead of once per packet; and the ports
+/// it forwarded to, so that a burst forwarded whole out of one port is known without a look
+/// over its verdicts.
 pub(super) struct Tally {
     forwarded: u64,
     service: u16,
     backend: u32,
     packets: u64,
     bytes: u64,
+    /// Every port forwarded to, OR-ed and AND-ed: one port when the two are equal.
+    ports_or: u16,
+    ports_and: u16,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally { forwarded: 0, service: 0, backend: 0, packets: 0, bytes: 0, ports_or: 0, ports_and: u16::MAX }
+    }
 }
 
 impl Tally {
@@ -94,12 +104,27 @@ impl Tally {
     /// drop, a "fragmentation needed") where the general path counts it.
     #[inline(always)]
     fn verdict(&mut self, c: &mut Counters, v: Verdict) -> Verdict {
-        if let Verdict::Tx(_) = v {
-            self.forwarded += 1;
+        if let Verdict::Tx(port) = v {
+            self.sent(port);
             v
         } else {
             count(c, v)
         }
+    }
+
+    /// A packet forwarded (`Verdict::Tx`) out of `port`.
+    #[inline(always)]
+    fn sent(&mut self, port: u16) {
+        self.forwarded += 1;
+        self.ports_or |= port;
+        self.ports_and &= port;
+    }
+
+    /// The port every one of `packets` packets was forwarded to, when this path forwarded them
+    /// all and to one port (call before `flush`).
+    pub(super) fn one_port(&self, packets: usize) -> Option<u16> {
+        (packets > 0 && self.forwarded == packets as u64 && self.ports_or == self.ports_and)
+            .then_some(self.ports_and)
     }
 
     /// Add what was tallied to the counters (at the end of a burst).
@@ -193,7 +218,7 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
             return Some(tally.verdict(&mut st.counters, v));
         }
     }
-    tally.forwarded += 1;
+    tally.sent(f.port);
     Some(Verdict::Tx(f.port))
 }
 
@@ -454,7 +479,11 @@ mod tests {
                 for w in [&mut fast, &mut general] {
                     let mut bufs: Vec<VecPacket> = frames.iter().map(|f| VecPacket::from_bytes(f)).collect();
                     let mut verdicts = vec![Verdict::Drop(crate::DropReason::NoBuffer); bufs.len()];
-                    w.process_burst(&mut bufs, in_port, now, &mut verdicts, &mut CountedSink(4));
+                    let one_port = w.process_burst(&mut bufs, in_port, now, &mut verdicts, &mut CountedSink(4));
+                    // The port it names is every packet's verdict.
+                    if let Some(p) = one_port {
+                        prop_assert!(verdicts.iter().all(|v| *v == Verdict::Tx(p)), "{:?} for {:?}", one_port, verdicts);
+                    }
                     w.housekeeping(now);
                     let bytes: Vec<Vec<u8>> = bufs.iter().map(|p| p.data().to_vec()).collect();
                     out.push((verdicts, bytes));
@@ -468,5 +497,44 @@ mod tests {
             prop_assert!(fast.established[0] > 0 && fast.established[1] > 0, "both paths under test were taken");
             prop_assert_eq!(general.established, [0, 0]);
         }
+    }
+
+    /// A burst the established-flow path forwards whole names its one port; a burst with a
+    /// packet it did not take (a SYN) names none.
+    #[test]
+    fn a_burst_forwarded_whole_names_its_port() {
+        let open = |flags| Pkt {
+            v6: false,
+            client: 0,
+            vip: 0,
+            udp: false,
+            dport: 0,
+            sport: 0,
+            flags,
+            size: 10,
+            tos: 0,
+            other_mac: false,
+            edit: None,
+            cut: 0,
+        };
+        let [a, _] = snapshots();
+        let cfg = WorkerConfig {
+            flow_capacity: 64,
+            flow6_capacity: 64,
+            persistence_capacity: 64,
+            ..Default::default()
+        };
+        let mut w = Worker::new(cfg, a);
+        let mut run = |pkts: &[Pkt]| {
+            let mut bufs: Vec<VecPacket> = pkts.iter().map(|p| VecPacket::from_bytes(&frame(p))).collect();
+            let mut verdicts = vec![Verdict::Drop(crate::DropReason::NoBuffer); bufs.len()];
+            let one = w.process_burst(&mut bufs, 0, 1, &mut verdicts, &mut CountedSink(4));
+            (one, verdicts)
+        };
+        let (one, verdicts) = run(&[open(0x02), open(0x10)]);
+        assert_eq!(one, None, "the SYN took the general path: {verdicts:?}");
+        let (one, verdicts) = run(&[open(0x10), open(0x18), open(0x10)]);
+        let Verdict::Tx(port) = verdicts[0] else { panic!("forwarded: {verdicts:?}") };
+        assert_eq!(one, Some(port), "{verdicts:?}");
     }
 }
