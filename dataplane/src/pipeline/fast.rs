@@ -438,6 +438,29 @@ mod tests {
         f
     }
 
+    /// A TCP segment with `flags` of the first client's connection to the first VIP.
+    fn open(flags: u8) -> Pkt {
+        Pkt {
+            v6: false,
+            client: 0,
+            vip: 0,
+            udp: false,
+            dport: 0,
+            sport: 0,
+            flags,
+            size: 10,
+            tos: 0,
+            other_mac: false,
+            edit: None,
+            cut: 0,
+        }
+    }
+
+    /// A worker with small tables.
+    fn small() -> WorkerConfig {
+        WorkerConfig { flow_capacity: 64, flow6_capacity: 64, persistence_capacity: 64, ..Default::default() }
+    }
+
     fn live(w: &Worker, now: u32) -> (Vec<FlowSlot>, Vec<FlowSlot6>) {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         w.flows().for_each_live(now, |s| v4.push(*s));
@@ -459,13 +482,11 @@ mod tests {
             ),
         ) {
             // First a handshake and a packet of it, so that every case has an established flow.
-            let open = |flags| Pkt { v6: false, client: 0, vip: 0, udp: false, dport: 0, sport: 0, flags, size: 10, tos: 0, other_mac: false, edit: None, cut: 0 };
             let open6 = |flags| Pkt { v6: true, ..open(flags) };
             bursts.insert(0, (vec![open(0x02), open(0x10), open(0x18), open6(0x02), open6(0x10), open6(0x18)], 0, false, false));
             let [a, b] = snapshots();
-            let cfg = WorkerConfig { flow_capacity: 64, flow6_capacity: 64, persistence_capacity: 64, ..Default::default() };
-            let mut fast = Worker::new(cfg, a.clone());
-            let mut general = Worker::new(cfg, a).without_fast_path();
+            let mut fast = Worker::new(small(), a.clone());
+            let mut general = Worker::new(small(), a).without_fast_path();
             let mut now = 1u32;
             for (pkts, dt, in_port_1, reload) in bursts {
                 now += dt;
@@ -503,28 +524,8 @@ mod tests {
     /// packet it did not take (a SYN) names none.
     #[test]
     fn a_burst_forwarded_whole_names_its_port() {
-        let open = |flags| Pkt {
-            v6: false,
-            client: 0,
-            vip: 0,
-            udp: false,
-            dport: 0,
-            sport: 0,
-            flags,
-            size: 10,
-            tos: 0,
-            other_mac: false,
-            edit: None,
-            cut: 0,
-        };
         let [a, _] = snapshots();
-        let cfg = WorkerConfig {
-            flow_capacity: 64,
-            flow6_capacity: 64,
-            persistence_capacity: 64,
-            ..Default::default()
-        };
-        let mut w = Worker::new(cfg, a);
+        let mut w = Worker::new(small(), a);
         let mut run = |pkts: &[Pkt]| {
             let mut bufs: Vec<VecPacket> = pkts.iter().map(|p| VecPacket::from_bytes(&frame(p))).collect();
             let mut verdicts = vec![Verdict::Drop(crate::DropReason::NoBuffer); bufs.len()];
