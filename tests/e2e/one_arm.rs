@@ -101,8 +101,12 @@ fn live_capture(tb: &Testbed) {
             "frame outside the filter: {l}"
         );
     }
-    let received = lines.iter().filter(|l| l.contains(&format!("> {LB_MAC},"))).count();
-    let sent = lines.iter().filter(|l| l.contains(&format!(" {LB_MAC} > "))).count();
+    // The client's own segments, as received and as forwarded (the LB's health checks of the
+    // service would pass for both directions by themselves).
+    let client = format!(" {}.", CLIENTS[0]);
+    let received =
+        lines.iter().filter(|l| l.contains(&format!("> {LB_MAC},")) && l.contains(&client)).count();
+    let sent = lines.iter().filter(|l| l.contains(&format!(" {LB_MAC} > ")) && l.contains(&client)).count();
     assert!(received > 0 && sent > 0, "both directions: {received} received, {sent} sent\n{text}");
     // A port the appliance does not have is refused, and a stopped capture left none running.
     let o =
