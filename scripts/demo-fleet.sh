@@ -5,6 +5,8 @@
 # instances, an instance killed mid-transfer (and how soon the router stops using it), its
 # rejoin, and a graceful drain. Tears everything down; exits non-zero if anything failed.
 #   usage (as root): scripts/demo-fleet.sh
+#   DSRLB_BIN=PATH scripts/demo-fleet.sh    runs that dsrlb binary instead of building one (to
+#                                           compare two builds run for run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DSRLB_TB=dtb
@@ -12,9 +14,13 @@ STATE=/run/dsrlb-testbed-$DSRLB_TB
 
 bash scripts/setup.sh >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
-echo "== building dsrlb (release)"
-cargo build --release -q -p control --bin dsrlb
-BIN=$PWD/target/release/dsrlb
+if [ -n "${DSRLB_BIN:-}" ]; then
+  BIN=$DSRLB_BIN
+else
+  echo "== building dsrlb (release)"
+  cargo build --release -q -p control --bin dsrlb
+  BIN=$PWD/target/release/dsrlb
+fi
 
 declare -A PID
 cleanup() {
