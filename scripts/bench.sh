@@ -2,11 +2,16 @@
 # Mpps per core for every DSR mode against dpdk-testpmd in the same run (docs/performance.md).
 #
 #   scripts/bench.sh [--smoke] [--rounds R] [--seconds S] [--flows "1 10000 1000000"] [--sizes "64 1500"]
-#                    [--modes "l2 ipip dscp"] [--ipv6] [--out DIR]
+#                    [--modes "l2 ipip dscp"] [--ipv6] [--packets N] [--out DIR]
 #   scripts/bench.sh --scaling [--rounds R] [--seconds S] [--flows ...] [--sizes ...]
 #
 # --ipv6: the same with IPv6 captures, VIPs and backends (modes shown as l2-v6, ipip-v6, dscp-v6),
 # testpmd on the same IPv6 capture.
+#
+# --packets N: each capture holds N packets, going round its flows (default: one per flow). With
+# `--flows 1 --packets 1000000` the source costs what the million-flow capture's replay costs
+# (a million cold source buffers) while the flow table stays in cache: the million-flow case
+# taken apart (docs/performance.md).
 #
 # Source: net_pcap replaying a generated capture (infinite_rx=1, every packet a distinct flow);
 # sink: net_null (no-rx=1). dsrlb is the real binary (`dsrlb run`, the production worker loop on
@@ -22,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=3; SECS=6; FLOWS="1 10000 1000000"; SIZES="64 1500"; MODES="l2 ipip dscp"; OUT=/tmp/dsrlb-bench; SMOKE=0
-SCALING=0; FAMILY=4
+SCALING=0; FAMILY=4; PACKETS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1; ROUNDS=1; SECS=3; FLOWS="1000"; SIZES="64"; MODES="l2 ipip dscp"; shift ;;
@@ -34,6 +39,7 @@ while [ $# -gt 0 ]; do
     --modes) MODES=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --ipv6) FAMILY=6; shift ;;
+    --packets) PACKETS=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -167,9 +173,11 @@ SUFFIX=""; GENVIP=10.0.0.100
 [ "$FAMILY" = 6 ] && { SUFFIX="-v6"; GENVIP=2001:db8::100; }
 for size in $SIZES; do
   for flows in $FLOWS; do
-    pcap=$OUT/flows$SUFFIX-$flows-$size.pcap
-    [ -s "$pcap" ] || "$BIN/dsrlb-pcapgen" --dst-mac "$PCAP_MAC" --vip "$GENVIP" --out "$pcap" --flows "$flows" --size "$size" --proto mix 2>/dev/null
-    read -r mem mbufs room < <(mem_for "$flows" "$size")
+    pcap=$OUT/flows$SUFFIX-$flows${PACKETS:+-x$PACKETS}-$size.pcap
+    [ -s "$pcap" ] || "$BIN/dsrlb-pcapgen" --dst-mac "$PCAP_MAC" --vip "$GENVIP" --out "$pcap" --flows "$flows" --size "$size" --proto mix \
+      ${PACKETS:+--packets "$PACKETS"} 2>/dev/null
+    # the replay holds every packet of the capture in an mbuf
+    read -r mem mbufs room < <(mem_for "$(( ${PACKETS:-0} > flows ? ${PACKETS:-0} : flows ))" "$size")
     for r in $(seq 1 "$ROUNDS"); do
       for fwd in io macswap 5tswap; do
         [ $SMOKE = 1 ] && [ $fwd != io ] && continue
@@ -229,3 +237,4 @@ try:
 except ImportError:
     print("\n(no matplotlib: no plot; apt-get install python3-matplotlib)")
 PY
+[ -z "$PACKETS" ] || echo "(every capture: $PACKETS packets, going round its flows)"

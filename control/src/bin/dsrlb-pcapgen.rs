@@ -3,12 +3,17 @@
 //!
 //!     dsrlb-pcapgen --out F.pcap --flows 10000 --size 64 [--proto tcp|udp|mix] [--syn]
 //!                   [--vip 10.0.0.100 | --vip 2001:db8::100] [--dport 80] [--shard K/N] [--dst-mac MAC]
+//!                   [--packets N]
 //!
 //! An IPv6 VIP makes IPv6 frames, from 2001:db8:ff::/64 (one address per 50 000 flows).
 //!
 //! `--shard K/N` writes only flows i with i mod N = K: N such files split the flows between N
 //! receive queues (one file per `rx_pcap=` of a multi-queue net_pcap port), each flow whole on
 //! one queue as RSS would keep it.
+//!
+//! `--packets N` writes N frames in all, going round the flows (one frame per flow by default):
+//! a replay of as many packets as a million-flow capture but of one flow costs the source what
+//! the million-flow replay costs it, without the flow table's misses (docs/performance.md).
 
 use std::io::BufWriter;
 use std::net::{IpAddr, Ipv4Addr};
@@ -44,6 +49,9 @@ struct Args {
     /// Destination MAC of every frame: the receiving port's (dsrlb takes only frames for it).
     #[arg(long, default_value = "02:00:00:00:00:02")]
     dst_mac: MacAddr,
+    /// Frames in all, going round the flows (default: one per flow).
+    #[arg(long)]
+    packets: Option<u32>,
 }
 
 fn parse_shard(s: &str) -> Result<(u32, u32), String> {
@@ -87,12 +95,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, std::fs::File::create(&a.out)?))?;
     let (k, n) = a.shard.unwrap_or((0, 1));
-    let mut written = 0u32;
-    for i in (0..a.flows).filter(|i| i % n == k) {
+    let flows = (0..a.flows).filter(move |i| i % n == k);
+    let count = flows.clone().count();
+    let mut written = 0u64;
+    for i in flows.cycle().take(a.packets.map_or(count, |p| p as usize)) {
         let f = frame(&a, i);
+        w.write_packet(&PcapPacket::new(Duration::from_micros(written), f.len() as u32, &f))?;
         written += 1;
-        w.write_packet(&PcapPacket::new(Duration::from_micros(i as u64), f.len() as u32, &f))?;
     }
-    eprintln!("{}: {} flows, {} bytes per frame, {}", a.out.display(), written, a.size.max(64), a.proto);
+    eprintln!(
+        "{}: {count} flows in {written} frames, {} bytes per frame, {}",
+        a.out.display(),
+        a.size.max(64),
+        a.proto
+    );
     Ok(())
 }
