@@ -4,6 +4,8 @@
 #   scripts/bench.sh [--smoke] [--rounds R] [--seconds S] [--flows "1 10000 1000000"] [--sizes "64 1500"]
 #                    [--modes "l2 ipip dscp"] [--ipv6] [--packets N] [--out DIR]
 #   scripts/bench.sh --scaling [--rounds R] [--seconds S] [--flows ...] [--sizes ...]
+#   DSRLB_BIN=PATH scripts/bench.sh ...   runs that dsrlb binary instead of this tree's build (to
+#                                         compare two builds run for run)
 #
 # --ipv6: the same with IPv6 captures, VIPs and backends (modes shown as l2-v6, ipip-v6, dscp-v6),
 # testpmd on the same IPv6 capture.
@@ -50,6 +52,7 @@ bash scripts/setup.sh >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release -q -p control --bin dsrlb --bin dsrlb-pcapgen
 BIN=$PWD/target/release
+DSRLB=${DSRLB_BIN:-$BIN/dsrlb}
 # net_pcap's MAC (its name in ASCII and the port index): dsrlb takes only frames addressed to
 # its port, so the captures are addressed to it.
 PCAP_MAC=02:70:63:61:70:00
@@ -108,18 +111,18 @@ run_dsrlb() { # pcap mode mem mbufs room flows [workers] -> median Mpps of port 
     ],
 )
 RON
-  RUST_LOG=warn "$BIN/dsrlb" run -c "$cfg" >"$OUT/dsrlb-run.log" 2>&1 &
+  RUST_LOG=warn "$DSRLB" run -c "$cfg" >"$OUT/dsrlb-run.log" 2>&1 &
   local pid=$!
   local samples="" last="" ok=0
   for _ in $(seq 1 300); do
-    if "$BIN/dsrlb" ctl --socket "$sock" --json status >/dev/null 2>&1; then ok=1; break; fi
+    if "$DSRLB" ctl --socket "$sock" --json status >/dev/null 2>&1; then ok=1; break; fi
     kill -0 $pid 2>/dev/null || break
     sleep 0.1
   done
   if [ $ok = 1 ]; then
     sleep 1.5 # warm-up: every flow enters the table
     for _ in $(seq 0 "$SECS"); do
-      cur=$("$BIN/dsrlb" ctl --socket "$sock" --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["uptime_ms"], d["ports"][1]["tx_packets"])')
+      cur=$("$DSRLB" ctl --socket "$sock" --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["uptime_ms"], d["ports"][1]["tx_packets"])')
       if [ -n "$last" ]; then
         samples+="$(awk -v a="$last" -v b="$cur" 'BEGIN{split(a,x," "); split(b,y," "); if (y[1]>x[1]) printf "%.3f", (y[2]-x[2])/(y[1]-x[1])/1000}')"$'\n'
       fi
