@@ -292,6 +292,13 @@ impl<S: FlowEntry, const N: usize> FlowTableOf<S, N> {
         self.table.get_mut(id, hash, now)
     }
 
+    /// `get_mut` for a flow in its home bucket only (`Table::get_home_mut`): `None` may mean
+    /// "live, but elsewhere".
+    #[inline(always)]
+    pub fn get_home_mut(&mut self, id: &S::Key, hash: u64, now: Millis) -> Option<&mut S> {
+        self.table.get_home_mut(id, hash, now)
+    }
+
     fn release(&mut self, backend: u32) {
         if let Some(a) = self.active.get_mut(backend as usize) {
             *a = a.saturating_sub(1);

@@ -1,8 +1,9 @@
 //! The established-flow path: a whole TCP or UDP segment of the common shape, for this port's
-//! MAC, of a flow this worker holds that is neither opening nor closing, to a backend that keeps
-//! it. That is nearly every packet a load balancer sees, and this path takes it from the header
-//! bytes straight to the rewrite: no description written and read back, no classification
-//! enum, no per-packet counter of what was forwarded.
+//! MAC, of a flow this worker holds in its home bucket (the line the first pass prefetched; a
+//! flow pushed to a later one takes the general path) that is neither opening nor closing, to a
+//! backend that keeps it. That is nearly every packet a load balancer sees, and this path takes
+//! it from the header bytes straight to the rewrite: no description written and read back, no
+//! classification enum, no per-packet counter of what was forwarded.
 //!
 //! It decides nothing the general path would not: every check that could send the packet
 //! elsewhere is made before anything changes, and a packet that fails one goes down the general
@@ -183,7 +184,7 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
     let key = common_key(h);
     let svc = st.last_service.position_keyed(service_key(h), snap, key.dst(), proto, key.dport());
     let s = snap.services.get(svc)?;
-    let slot = st.flows.get_mut(&key.id(s.id), hash, now)?;
+    let slot = st.flows.get_home_mut(&key.id(s.id), hash, now)?;
     let (backend, f) = keep(snap, svc, s, slot, tcp, now)?;
     // Decided: from here on this is what the general path does with the packet.
     tally.add(&mut st.counters, s.id, backend, len);
@@ -248,8 +249,11 @@ pub(super) fn established6<B: PacketBuf, S: PacketSink<B>>(
     let len = data.len() as u64;
     let svc = st.last_service6.find(snap, p.dst, p.proto, p.dport)?;
     let s = snap.services.get(svc)?;
-    let slot =
-        st.flows6.get_mut(&FlowKey6::new(p.proto, p.src, p.dst, p.sport, p.dport).id(s.id), hash, now)?;
+    let slot = st.flows6.get_home_mut(
+        &FlowKey6::new(p.proto, p.src, p.dst, p.sport, p.dport).id(s.id),
+        hash,
+        now,
+    )?;
     let (backend, f) = keep(snap, svc, s, slot, tcp, now)?;
     // Decided: from here on this is what the general path does with the packet.
     tally.add(&mut st.counters, s.id, backend, len);
