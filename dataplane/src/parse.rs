@@ -181,14 +181,17 @@ pub(crate) fn whole_l4<const N: usize>(
         ipv4::PROTO_TCP => {
             let t: &[u8; l4::TCP_MIN_LEN] = f.get(at..at + l4::TCP_MIN_LEN)?.try_into().ok()?;
             let off = ((t[12] >> 4) as usize) * 4;
-            if l4_len < l4::TCP_MIN_LEN || off < l4::TCP_MIN_LEN || off > l4_len {
+            // A data offset of at least a header that fits in `l4_len` also says that a header
+            // fits.
+            if off < l4::TCP_MIN_LEN || off > l4_len {
                 return None;
             }
             Some(t[13])
         }
         ipv4::PROTO_UDP => {
+            // As for TCP: a UDP length of at least a header that fits says that a header fits.
             let len = wire::be16(h, at + 4) as usize;
-            if l4_len < l4::UDP_LEN || len < l4::UDP_LEN || len > l4_len {
+            if len < l4::UDP_LEN || len > l4_len {
                 return None;
             }
             Some(0)
