@@ -45,6 +45,10 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
+# --scaling replays its own IPv4 captures, one packet per flow: say so rather than ignore these.
+if [ $SCALING = 1 ] && { [ -n "$PACKETS" ] || [ $FAMILY = 6 ]; }; then
+  echo "--scaling takes neither --packets nor --ipv6" >&2; exit 2
+fi
 mkdir -p "$OUT"
 # EAL leaves each file prefix's runtime directory behind (its telemetry socket, config).
 trap 'rm -rf /var/run/dpdk/db$$ /var/run/dpdk/tp$$' EXIT

@@ -185,8 +185,8 @@ impl<S: Slot, const N: usize> Table<S, N> {
 
     /// The live slot holding `key` if it is in its home bucket, the one line `prefetch` asked
     /// for and where nearly every key lives; `None` when it is not there, even if it is live
-    /// further on (the caller then asks `get_mut`). One line, searched without going back to
-    /// the table for the slot it found.
+    /// further on (a caller that must find it asks `get_mut`). One line, searched without going
+    /// back to the table for the slot it found.
     #[inline(always)]
     pub fn get_home_mut(&mut self, key: &S::Key, hash: u64, now: Millis) -> Option<&mut S> {
         let bucket = self.buckets.get_mut(hash as usize & self.mask)?;
