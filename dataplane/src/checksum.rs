@@ -79,6 +79,14 @@ pub fn delta32_le(old: [u8; 4], new: [u8; 4]) -> u32 {
         + delta16(u16::from_le_bytes([old[2], old[3]]), u16::from_le_bytes([new[2], new[3]]))
 }
 
+/// A delta (or sum of deltas) folded to 16 bits, to keep: one's-complement arithmetic is modulo
+/// 0xffff, so `apply` gives the same checksum for it as for the unfolded delta.
+#[inline]
+pub fn fold16(delta: u32) -> u16 {
+    let d = (delta & 0xffff) + (delta >> 16);
+    ((d & 0xffff) + (d >> 16)) as u16
+}
+
 /// A checksum after changes whose deltas sum to `delta` (at most a few dozen deltas, so the
 /// sum cannot overflow).
 #[inline]
@@ -89,6 +97,20 @@ pub fn apply(csum: u16, delta: u32) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A folded delta gives every checksum what the unfolded one gives.
+    #[test]
+    fn folded_deltas_apply_alike() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..100_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let (csum, delta) = (rng as u16, (rng >> 16) as u32 % (40 * 0x1_0000));
+            assert_eq!(apply(csum, fold16(delta) as u32), apply(csum, delta), "{csum:#x} {delta:#x}");
+        }
+        assert_eq!(fold16(0x1_fffe), 0xffff);
+    }
 
     #[test]
     fn rfc1071_example() {

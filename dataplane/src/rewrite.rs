@@ -73,8 +73,8 @@ pub fn rewrite_l2(frame: &mut [u8], macs: [u8; 12]) {
 /// updated incrementally; Ethernet to the next hop.
 #[inline]
 pub fn rewrite_dscp(frame: &mut [u8], p: &Parsed, code: u8, real_ip: [u8; 4], macs: [u8; 12]) {
-    let at = DscpAt { l3: p.l3(), l4: p.l4(), proto: p.proto, tos: p.tos, dst: p.dst };
-    rewrite_dscp_at(frame, at, code, real_ip, macs);
+    let at = DscpAt { l3: p.l3(), l4: p.l4(), proto: p.proto, tos: p.tos };
+    rewrite_dscp_at(frame, at, code, real_ip, checksum::delta32_le(p.dst, real_ip), macs);
 }
 
 /// What `rewrite_dscp` reads of a packet's parse: where its headers are, and the fields it
@@ -86,18 +86,24 @@ pub struct DscpAt {
     pub l4: Option<usize>,
     pub proto: u8,
     pub tos: u8,
-    pub dst: [u8; 4],
 }
 
 /// `rewrite_dscp` from what it needs of the parse alone (the established-flow path has those
-/// fields at hand and no `Parsed`).
+/// fields at hand and no `Parsed`), and `dst_delta`, the checksum delta of the destination's
+/// change to `real_ip` (`checksum::delta32_le`; `Forward::dst_delta` holds it for the VIP).
 #[inline(always)]
-pub fn rewrite_dscp_at(frame: &mut [u8], p: DscpAt, code: u8, real_ip: [u8; 4], macs: [u8; 12]) {
+pub fn rewrite_dscp_at(
+    frame: &mut [u8],
+    p: DscpAt,
+    code: u8,
+    real_ip: [u8; 4],
+    dst_delta: u32,
+    macs: [u8; 12],
+) {
     let ip = p.l3;
     let Some(h) = frame.get_mut(ip..ip + ipv4::MIN_HEADER_LEN) else { return };
     // Both checksums are updated in the byte order the CPU loads them in (`delta32_le`): the
     // destination's change is shared by the IP checksum and the L4 pseudo-header.
-    let dst_delta = checksum::delta32_le(p.dst, real_ip);
     let tos = (code << 2) | (p.tos & 0x03);
     // The TOS is the second byte of word 0: its high byte, read little-endian.
     let tos_delta = checksum::delta16((p.tos as u16) << 8, (tos as u16) << 8);
@@ -217,14 +223,16 @@ pub fn encap_ipip_untagged<B: PacketBuf>(
     eth[..12].copy_from_slice(&f.macs);
     eth[12..].copy_from_slice(&crate::wire::ETHERTYPE_IPV4.to_be_bytes());
     d[..L3].copy_from_slice(&eth);
-    Ipv4Repr {
-        tos,
-        ident,
-        dont_fragment: df,
-        ..Ipv4Repr::new(ipv4::PROTO_IPIP, f.outer_src, f.real_ip, inner_len as u16, OUTER_TTL)
-    }
-    .emit(&mut d[L3..]);
+    Ipv4Repr { tos, ident, dont_fragment: df, ..outer_ipip(f.outer_src, f.real_ip, inner_len as u16) }
+        .emit_with_fixed_sum(&mut d[L3..], f.csum_base);
     true
+}
+
+/// The outer header of an IPIP packet from `src` to `dst` carrying `payload_len` bytes, before
+/// the fields taken from the inner packet (TOS, DF) and the identification.
+#[inline(always)]
+pub fn outer_ipip(src: [u8; 4], dst: [u8; 4], payload_len: u16) -> Ipv4Repr {
+    Ipv4Repr::new(ipv4::PROTO_IPIP, src, dst, payload_len, OUTER_TTL)
 }
 
 /// The outer header of an IPIP packet (or of one of its fragments) carrying `payload_len` bytes.
@@ -236,7 +244,7 @@ fn outer_header(p: &Parsed, prm: &IpipParams, payload_len: usize, more: bool, of
         dont_fragment: p.df,
         more_fragments: more,
         frag_offset: offset as u16,
-        ..Ipv4Repr::new(ipv4::PROTO_IPIP, prm.outer_src, prm.real_ip, payload_len as u16, OUTER_TTL)
+        ..outer_ipip(prm.outer_src, prm.real_ip, payload_len as u16)
     }
 }
 

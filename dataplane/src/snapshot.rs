@@ -220,7 +220,17 @@ pub struct Forward {
     pub real_ip6: [u8; 16],
     /// ip6ip6 and 4in6 outer source: the LB's first IPv6 address on the egress port.
     pub outer_src6: [u8; 16],
+    /// The IPv4 checksum term that is the same for every packet this backend's service sends
+    /// it, summed once here instead of per packet (folded to 16 bits, in the byte order the
+    /// CPU loads words in; 0 where the mode has none):
+    /// - `dscp`: the delta of the destination's change from the VIP to `real_ip`
+    ///   (`checksum::delta32_le`), shared by the IP checksum and the L4 pseudo-header;
+    /// - `ipip` to an IPv4 backend: the outer header's fixed words (`Ipv4Repr::fixed_sum`).
+    pub csum_base: u16,
 }
+
+// One cache line: the established-flow path reads one per packet.
+const _: () = assert!(std::mem::size_of::<Forward>() == 64);
 
 impl Forward {
     /// What `Snapshot::forward` holds for an id no backend has: it belongs to no service.
@@ -237,6 +247,7 @@ impl Forward {
         outer_src: [0; 4],
         real_ip6: [0; 16],
         outer_src6: [0; 16],
+        csum_base: 0,
     };
     /// No service has this position (a snapshot holds fewer services).
     const NO_SERVICE: u16 = u16::MAX;
@@ -371,6 +382,18 @@ pub fn maglev_seed(ip: IpAddr) -> u64 {
     match ip {
         IpAddr::V4(a) => u32::from(a) as u64,
         IpAddr::V6(a) => crate::flow::fold16(a.octets()),
+    }
+}
+
+/// `Forward::csum_base` for a backend at `real_ip` (`real_v4`: its address is IPv4) of an
+/// IPv4 service at `vip4` in `mode`, tunnelled from `outer_src` in `ipip`.
+fn csum_base(mode: ForwardMode, vip4: [u8; 4], real_ip: [u8; 4], outer_src: [u8; 4], real_v4: bool) -> u16 {
+    match mode {
+        ForwardMode::Dscp(_) if real_v4 => {
+            crate::checksum::fold16(crate::checksum::delta32_le(vip4, real_ip))
+        }
+        ForwardMode::Ipip if real_v4 => crate::rewrite::outer_ipip(outer_src, real_ip, 0).fixed_sum(),
+        _ => 0,
     }
 }
 
@@ -522,6 +545,13 @@ impl Snapshot {
                     outer_src: port.addr4().unwrap_or(vip4),
                     real_ip6,
                     outer_src6: port.addr6().unwrap_or([0; 16]),
+                    csum_base: csum_base(
+                        s.mode,
+                        vip4,
+                        real_ip,
+                        port.addr4().unwrap_or(vip4),
+                        b.real_ip.is_ipv4(),
+                    ),
                 };
             }
         }
@@ -636,5 +666,46 @@ impl Snapshot {
 
     pub fn maglev(&self, svc: usize) -> &MaglevTable {
         &self.maglev[svc]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::every_feature;
+    use crate::wire::Ipv4Repr;
+
+    /// Every IPv4 backend's `csum_base` is what its service's mode would sum per packet.
+    #[test]
+    fn checksum_bases_are_the_per_packet_sums() {
+        let snap = every_feature();
+        let mut seen = [0; 2];
+        for (pos, s) in snap.services.iter().enumerate() {
+            let IpAddr::V4(vip) = s.vip else { continue };
+            for b in &s.backends {
+                let IpAddr::V4(real) = b.real_ip else { continue };
+                let f = snap.forward(pos, b.id).expect("the backend's entry");
+                let want = match s.mode {
+                    ForwardMode::Dscp(_) => {
+                        seen[0] += 1;
+                        crate::checksum::fold16(crate::checksum::delta32_le(vip.octets(), real.octets()))
+                    }
+                    ForwardMode::Ipip => {
+                        seen[1] += 1;
+                        Ipv4Repr::new(
+                            crate::wire::PROTO_IPIP,
+                            f.outer_src,
+                            real.octets(),
+                            0,
+                            crate::rewrite::OUTER_TTL,
+                        )
+                        .fixed_sum()
+                    }
+                    _ => 0,
+                };
+                assert_eq!(f.csum_base, want, "{vip}:{} backend {real}", s.port);
+            }
+        }
+        assert!(seen[0] > 0 && seen[1] > 0, "both modes checked: {seen:?}");
     }
 }

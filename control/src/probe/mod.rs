@@ -622,6 +622,7 @@ mod randomness {
                 real_v6: false,
                 real_ip6: [0; 16],
                 outer_src6: [0; 16],
+                csum_base: 0,
             }),
             timeout: Duration::from_secs(1),
         }

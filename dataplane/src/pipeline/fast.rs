@@ -21,7 +21,7 @@ use crate::rewrite::{self, DscpAt};
 use crate::snapshot::{Forward, ForwardMode, ServiceInfo, Snapshot};
 use crate::table;
 use crate::table::Millis;
-use crate::wire::{be16, ethernet, fixed, ip4, ipv4, ipv6, l4};
+use crate::wire::{be16, ethernet, fixed, ipv4, ipv6, l4};
 
 const L3: usize = ethernet::HEADER_LEN;
 const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
@@ -194,14 +194,10 @@ pub(super) fn established<B: PacketBuf, S: PacketSink<B>>(
         // `rewrite::to_backend`'s two in-place modes, for a packet that fits the egress.
         ForwardMode::L2 if fits => rewrite::rewrite_l2(data, f.macs),
         ForwardMode::Dscp(code) if fits => {
-            let at = DscpAt {
-                l3: L3,
-                l4: Some(L4),
-                proto,
-                tos: h[L3 + ipv4::field::TOS],
-                dst: ip4(h, L3 + ipv4::field::DST),
-            };
-            rewrite::rewrite_dscp_at(data, at, code, f.real_ip, f.macs);
+            let at = DscpAt { l3: L3, l4: Some(L4), proto, tos: h[L3 + ipv4::field::TOS] };
+            // The packet's destination is the VIP of `f`'s service, whose change to the real
+            // address the snapshot summed once.
+            rewrite::rewrite_dscp_at(data, at, code, f.real_ip, f.csum_base as u32, f.macs);
         }
         ForwardMode::Ipip if !f.real_v6 && ip_len as usize + rewrite::IPIP_OVERHEAD <= f.mtu as usize => {
             let (tos, df) =

@@ -197,28 +197,42 @@ impl Ipv4Repr {
             | ((self.frag_offset / 8) & OFFSET_MASK)
     }
 
+    /// The one's-complement sum of the words a tunnel's outer header keeps for every packet to
+    /// one address — version and header length, TTL and protocol, both addresses — folded to
+    /// 16 bits, in the byte order the CPU loads them in (`emit_with_fixed_sum` adds the rest).
+    pub fn fixed_sum(&self) -> u16 {
+        // RFC 1071 2(B): the sum of byte-swapped words is the byte-swapped sum; 2(C): the
+        // addresses as whole 32-bit words fold to the same sum.
+        let le = |a: u8, b: u8| u16::from_le_bytes([a, b]) as u64;
+        let sum = le(0x45, 0)
+            + le(self.ttl, self.protocol)
+            + u32::from_le_bytes(self.src) as u64
+            + u32::from_le_bytes(self.dst) as u64;
+        crate::checksum::fold16(crate::checksum::fold32(sum))
+    }
+
     /// Write the header, with a correct checksum, into the first 20 bytes of `out`.
     #[inline(always)]
     pub fn emit(&self, out: &mut [u8]) {
+        self.emit_with_fixed_sum(out, self.fixed_sum());
+    }
+
+    /// `emit`, given what `fixed_sum` returns for this header (a forwarding entry keeps it, so
+    /// only the words that change per packet are summed here).
+    #[inline(always)]
+    pub fn emit_with_fixed_sum(&self, out: &mut [u8], fixed: u16) {
         let total_len = self.payload_len.wrapping_add(MIN_HEADER_LEN as u16);
         let flags_frag = self.flags_frag();
         let (tos, ttl, proto, src, dst) = (self.tos, self.ttl, self.protocol, self.src, self.dst);
         let [l0, l1] = total_len.to_be_bytes();
         let [i0, i1] = self.ident.to_be_bytes();
         let [f0, f1] = flags_frag.to_be_bytes();
-        // The checksum is summed from the field values, not read back from the buffer, and in
-        // the byte order the CPU loads them in (RFC 1071 2(B): the sum of byte-swapped words is
-        // the byte-swapped sum), the addresses as whole 32-bit words (2(C): wider words fold
-        // to the same sum). Each address is then one load and one add, not two swapped words.
-        let le = |a: u8, b: u8| u16::from_le_bytes([a, b]) as u64;
-        let sum = le(0x45, tos)
-            + le(l0, l1)
-            + le(i0, i1)
-            + le(f0, f1)
-            + le(ttl, proto)
-            + u32::from_le_bytes(src) as u64
-            + u32::from_le_bytes(dst) as u64;
-        let [c0, c1] = crate::checksum::finish(crate::checksum::fold32(sum)).to_le_bytes();
+        // Summed from the field values, not read back from the buffer, in the CPU's byte order
+        // as `fixed_sum` is.
+        let le = |a: u8, b: u8| u16::from_le_bytes([a, b]) as u32;
+        // Five 16-bit terms: the sum fits 32 bits, and `finish` folds it.
+        let sum = fixed as u32 + le(0, tos) + le(l0, l1) + le(i0, i1) + le(f0, f1);
+        let [c0, c1] = crate::checksum::finish(sum).to_le_bytes();
         out[..MIN_HEADER_LEN].copy_from_slice(&[
             0x45, tos, l0, l1, i0, i1, f0, f1, ttl, proto, c0, c1, src[0], src[1], src[2], src[3], dst[0],
             dst[1], dst[2], dst[3],
