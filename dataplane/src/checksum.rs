@@ -14,13 +14,10 @@ pub fn sum(data: &[u8], mut acc: u32) -> u32 {
     acc
 }
 
-/// Fold a 32-bit sum into 16 bits and complement it. Two folds always suffice: the first
-/// leaves at most 0x1fffe, the second at most 0xffff.
+/// Fold a 32-bit sum into 16 bits (`fold16`) and complement it.
 #[inline]
 pub fn finish(acc: u32) -> u16 {
-    let acc = (acc & 0xffff) + (acc >> 16);
-    let acc = (acc & 0xffff) + (acc >> 16);
-    !(acc as u16)
+    !fold16(acc)
 }
 
 /// A one's-complement sum kept in 64 bits (wider words, RFC 1071 2(C)) folded to the 32 bits
@@ -79,8 +76,9 @@ pub fn delta32_le(old: [u8; 4], new: [u8; 4]) -> u32 {
         + delta16(u16::from_le_bytes([old[2], old[3]]), u16::from_le_bytes([new[2], new[3]]))
 }
 
-/// A delta (or sum of deltas) folded to 16 bits, to keep: one's-complement arithmetic is modulo
-/// 0xffff, so `apply` gives the same checksum for it as for the unfolded delta.
+/// A sum or delta (or sum of deltas) folded to 16 bits, to keep: one's-complement arithmetic is
+/// modulo 0xffff, so `apply` gives the same checksum for it as for the unfolded delta. Two folds
+/// always suffice: the first leaves at most 0x1fffe, the second at most 0xffff.
 #[inline]
 pub fn fold16(delta: u32) -> u16 {
     let d = (delta & 0xffff) + (delta >> 16);

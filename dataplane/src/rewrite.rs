@@ -90,7 +90,7 @@ pub struct DscpAt {
 
 /// `rewrite_dscp` from what it needs of the parse alone (the established-flow path has those
 /// fields at hand and no `Parsed`), and `dst_delta`, the checksum delta of the destination's
-/// change to `real_ip` (`checksum::delta32_le`; `Forward::dst_delta` holds it for the VIP).
+/// change to `real_ip` (`checksum::delta32_le`; `Forward::csum_base` holds it for the VIP).
 #[inline(always)]
 pub fn rewrite_dscp_at(
     frame: &mut [u8],

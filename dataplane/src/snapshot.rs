@@ -532,6 +532,7 @@ impl Snapshot {
                     IpAddr::V4(a) => a.octets(),
                     IpAddr::V6(_) => [0; 4],
                 };
+                let outer_src = port.addr4().unwrap_or(vip4);
                 forward[b.id as usize] = Forward {
                     service: pos as u16,
                     port: b.port,
@@ -542,16 +543,10 @@ impl Snapshot {
                     mtu: port.mtu,
                     real_v6: b.real_ip.is_ipv6(),
                     real_ip,
-                    outer_src: port.addr4().unwrap_or(vip4),
+                    outer_src,
                     real_ip6,
                     outer_src6: port.addr6().unwrap_or([0; 16]),
-                    csum_base: csum_base(
-                        s.mode,
-                        vip4,
-                        real_ip,
-                        port.addr4().unwrap_or(vip4),
-                        b.real_ip.is_ipv4(),
-                    ),
+                    csum_base: csum_base(s.mode, vip4, real_ip, outer_src, b.real_ip.is_ipv4()),
                 };
             }
         }
@@ -675,9 +670,11 @@ mod tests {
     use crate::testkit::every_feature;
     use crate::wire::Ipv4Repr;
 
-    /// Every IPv4 backend's `csum_base` is what its service's mode would sum per packet.
+    /// Every IPv4 backend's `csum_base` makes a correct header in its service's mode, checked by
+    /// the full RFC 1071 sum of the header it gives.
     #[test]
-    fn checksum_bases_are_the_per_packet_sums() {
+    fn checksum_bases_make_correct_headers() {
+        use crate::checksum::{apply, checksum};
         let snap = every_feature();
         let mut seen = [0; 2];
         for (pos, s) in snap.services.iter().enumerate() {
@@ -685,25 +682,35 @@ mod tests {
             for b in &s.backends {
                 let IpAddr::V4(real) = b.real_ip else { continue };
                 let f = snap.forward(pos, b.id).expect("the backend's entry");
-                let want = match s.mode {
+                let why = format!("{vip}:{} backend {real}", s.port);
+                let mut h = [0u8; 20];
+                match s.mode {
                     ForwardMode::Dscp(_) => {
                         seen[0] += 1;
-                        crate::checksum::fold16(crate::checksum::delta32_le(vip.octets(), real.octets()))
+                        // A client's header to the VIP, its destination changed to the real
+                        // address and its checksum updated by the base alone.
+                        Ipv4Repr::new(crate::wire::PROTO_UDP, [192, 0, 2, 7], vip.octets(), 30, 61)
+                            .emit(&mut h);
+                        h[16..20].copy_from_slice(&real.octets());
+                        let c = apply(u16::from_le_bytes([h[10], h[11]]), f.csum_base as u32);
+                        h[10..12].copy_from_slice(&c.to_le_bytes());
                     }
                     ForwardMode::Ipip => {
                         seen[1] += 1;
-                        Ipv4Repr::new(
-                            crate::wire::PROTO_IPIP,
-                            f.outer_src,
-                            real.octets(),
-                            0,
-                            crate::rewrite::OUTER_TTL,
-                        )
-                        .fixed_sum()
+                        Ipv4Repr {
+                            tos: 0xb9,
+                            ident: 0x1234,
+                            dont_fragment: true,
+                            ..crate::rewrite::outer_ipip(f.outer_src, real.octets(), 60)
+                        }
+                        .emit_with_fixed_sum(&mut h, f.csum_base);
                     }
-                    _ => 0,
-                };
-                assert_eq!(f.csum_base, want, "{vip}:{} backend {real}", s.port);
+                    _ => {
+                        assert_eq!(f.csum_base, 0, "{why}");
+                        continue;
+                    }
+                }
+                assert_eq!(checksum(&h), 0, "{why}: {h:02x?}");
             }
         }
         assert!(seen[0] > 0 && seen[1] > 0, "both modes checked: {seen:?}");
